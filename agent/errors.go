@@ -85,7 +85,9 @@ type LimitError struct {
 	Value string
 }
 
-func (e *LimitError) Error() string { return fmt.Sprintf("run limit reached: %s (%s)", e.Limit, e.Value) }
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("run limit reached: %s (%s)", e.Limit, e.Value)
+}
 
 // ChainError is returned when every candidate of a fallback chain failed. It
 // unwraps to every attempt's error; Class is the class of the last one.
