@@ -145,6 +145,8 @@ type StreamEvent struct {
 	Index int
 	Text  string
 	Part  *Part
+	// Notice is set for StreamNotice events from a Chain.
+	Notice *Notice
 }
 
 // Provider is one model API. Stream sends req with key and calls on for each
