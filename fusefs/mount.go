@@ -1,0 +1,35 @@
+package fusefs
+
+import (
+	"log/slog"
+	"time"
+)
+
+// FSType is the file system type of every mount made by this package, as
+// /proc/self/mountinfo shows it. CleanupStale and Unmount act only on mounts
+// of this type.
+const FSType = "fuse.bulkhead"
+
+// Options configure a mount.
+type Options struct {
+	// Policy is applied at every operation; nil means DefaultPolicy. It can
+	// be replaced on a live mount with Server.SetPolicy.
+	Policy *Policy
+	// Quota limits the tree; nil means no limits. With a byte limit,
+	// passthrough is off so that every write is counted.
+	Quota *Quota
+	// ReadOnly refuses every change (the mount is read-only as well).
+	ReadOnly bool
+	// NoPassthrough turns kernel passthrough off even where it works.
+	NoPassthrough bool
+	// NoAllowOther limits access to the user who mounted. By default other
+	// users may enter the mount, as the sandbox's unprivileged uid must.
+	NoAllowOther bool
+	// CacheTimeout is how long the kernel may cache names and attributes.
+	// Zero means one second. SetPolicy invalidates cached names at once.
+	CacheTimeout time.Duration
+	// Logger receives the mount's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Debug logs every FUSE request.
+	Debug bool
+}
