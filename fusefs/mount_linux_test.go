@@ -16,11 +16,20 @@ import (
 // that a relative symlink means something else on each side.
 func mountView(t *testing.T, opts Options) (backing, mnt string, srv *Server) {
 	t.Helper()
+	requireMountable(t)
+	return mountViewAt(t, filepath.Join(t.TempDir(), "server", "files"), opts)
+}
+
+func requireMountable(t *testing.T) {
+	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireFUSE(t)
-	base := t.TempDir()
-	backing = filepath.Join(base, "server", "files")
-	mnt = filepath.Join(base, "client", "mnt")
+}
+
+// mountViewAt mounts backing on a mountpoint in a directory of its own.
+func mountViewAt(t *testing.T, backing string, opts Options) (_, mnt string, srv *Server) {
+	t.Helper()
+	mnt = filepath.Join(t.TempDir(), "client", "mnt")
 	for _, d := range []string{backing, mnt} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,476 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// These tests act as a process inside the sandbox would: only through the
+// mount. Where a test needs something in the backing tree that an attacker
+// could not make through the mount, it writes the backing tree directly and
+// says so.
+
+func wantErrno(t *testing.T, what string, err error, want syscall.Errno) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: got %v, want %v", what, err, want)
+	}
+}
+
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outsideDir makes a directory next to the backing tree that the server
+// must never touch, and checks at the end of the test that it is still
+// empty.
+func outsideDir(t *testing.T, backing string) string {
+	t.Helper()
+	out := filepath.Join(filepath.Dir(backing), "outside")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ents, err := os.ReadDir(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) > 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("server wrote outside the backing tree: %v", names)
+		}
+	})
+	return out
+}
+
+func TestAttackSymlinkOutOfTree(t *testing.T) {
+	backing, mnt, _ := mountView(t, Options{})
+	out := outsideDir(t, backing)
+	secret := filepath.Join(filepath.Dir(backing), "secret.txt")
+	writeFile(t, secret, "host secret")
+
+	// Relative and absolute symlinks made through the mount are stored as
+	// written; the kernel resolves them in the caller's namespace, never
+	// the server in the host's. mnt/../secret.txt does not exist, so the
+	// relative one must not reach the host file.
+	if err := os.Symlink("../secret.txt", filepath.Join(mnt, "up")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := os.ReadFile(filepath.Join(mnt, "up"))
+	wantErrno(t, "read ../ symlink", err, syscall.ENOENT)
+	if err := os.Symlink("../../outside", filepath.Join(mnt, "updir")); err != nil {
+		t.Fatal(err)
+	}
+	err = os.WriteFile(filepath.Join(mnt, "updir", "planted"), []byte("x"), 0o644)
+	wantErrno(t, "write through ../ dir symlink", err, syscall.ENOENT)
+
+	// A directory the caller holds open is replaced by an absolute symlink
+	// in the backing tree (the end state of a lost race): creating through
+	// the held directory must fail, not land in the symlink's target.
+	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(filepath.Join(mnt, "d"), unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	if err := os.Rename(filepath.Join(backing, "d"), filepath.Join(backing, "d.moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, filepath.Join(backing, "d")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Openat(dfd, "victim", unix.O_CREAT|unix.O_WRONLY, 0o644)
+	if err == nil {
+		unix.Close(fd)
+	}
+	wantErrno(t, "create through swapped dir", err, syscall.ELOOP)
+	err = unix.Mkdirat(dfd, "victimdir", 0o755)
+	wantErrno(t, "mkdir through swapped dir", err, syscall.ELOOP)
+	err = unix.Symlinkat("x", dfd, "victimlink")
+	wantErrno(t, "symlink through swapped dir", err, syscall.ELOOP)
+}
+
+// TestAttackSwapRace loops a directory being swapped for a symlink to a
+// host directory while another goroutine creates files through a handle on
+// that directory. Whatever interleaving happens, nothing may appear outside.
+// The swap runs once through the mount (what a sandboxed attacker can do)
+// and once in the backing tree, where the window is wide open because the
+// server's idea of the tree never learns of the swap.
+func TestAttackSwapRace(t *testing.T) {
+	for _, via := range []string{"mount", "backing"} {
+		t.Run(via, func(t *testing.T) {
+			backing, mnt, _ := mountView(t, Options{})
+			out := outsideDir(t, backing)
+			if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			dfd, err := unix.Open(filepath.Join(mnt, "d"), unix.O_DIRECTORY|unix.O_RDONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(dfd)
+			d := filepath.Join(mnt, "d")
+			if via == "backing" {
+				d = filepath.Join(backing, "d")
+			}
+			swaps, creates := swapRace(t, d, out, dfd)
+			if swaps == 0 || creates == 0 {
+				t.Fatalf("race did not run: %d swaps, %d creates", swaps, creates)
+			}
+			t.Logf("%d swaps, %d successful creates", swaps, creates)
+		})
+	}
+}
+
+func swapRace(t *testing.T, d, out string, dfd int) (swaps, creates int64) {
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var nswaps, ncreates atomic.Int64
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			if os.Rename(d, d+".tmp") != nil {
+				continue
+			}
+			os.Symlink(out, d)
+			for range 3 {
+				runtime.Gosched()
+			}
+			os.Remove(d)
+			os.Symlink("../outside", d)
+			for range 3 {
+				runtime.Gosched()
+			}
+			os.Remove(d)
+			os.Rename(d+".tmp", d)
+			nswaps.Add(1)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; !stop.Load(); i++ {
+			name := fmt.Sprintf("f%d", i%8)
+			if fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_WRONLY, 0o644); err == nil {
+				unix.Close(fd)
+				ncreates.Add(1)
+			}
+			unix.Unlinkat(dfd, name, 0)
+			unix.Mkdirat(dfd, name+"d", 0o755)
+			unix.Unlinkat(dfd, name+"d", unix.AT_REMOVEDIR)
+			unix.Symlinkat("x", dfd, name+"l")
+			unix.Unlinkat(dfd, name+"l", 0)
+		}
+	}()
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	return nswaps.Load(), ncreates.Load()
+}
+
+func TestAttackHardlinks(t *testing.T) {
+	backing, mnt, _ := mountView(t, Options{})
+	hostFile := filepath.Join(filepath.Dir(backing), "host.txt")
+	writeFile(t, hostFile, "host")
+	err := os.Link(hostFile, filepath.Join(mnt, "stolen"))
+	wantErrno(t, "link host file into mount", err, syscall.EXDEV)
+	err = os.Link(filepath.Join(mnt, "nothing"), filepath.Join(filepath.Dir(mnt), "out"))
+	wantErrno(t, "link from mount to host", err, syscall.ENOENT)
+
+	// A second name for a read-only file would make it writable.
+	writeFile(t, filepath.Join(backing, ".bulkhead", "config.toml"), "model = 'x'")
+	err = os.Link(filepath.Join(mnt, ".bulkhead", "config.toml"), filepath.Join(mnt, "config.toml"))
+	wantErrno(t, "link read-only file", err, syscall.EROFS)
+	// A link into a read-only directory.
+	writeFile(t, filepath.Join(mnt, "mine.txt"), "mine")
+	err = os.Link(filepath.Join(mnt, "mine.txt"), filepath.Join(mnt, ".bulkhead", "SOUL.md"))
+	wantErrno(t, "link into read-only dir", err, syscall.EROFS)
+}
+
+func TestAttackDeny(t *testing.T) {
+	pol := mustPolicy(t, PolicyConfig{Deny: []string{"secrets", "keys/*.key", "**/*.pem"}})
+	backing, mnt, _ := mountView(t, Options{Policy: pol})
+	writeFile(t, filepath.Join(backing, "secrets", "token"), "s3cret")
+	writeFile(t, filepath.Join(backing, "keys", "id.key"), "key")
+	writeFile(t, filepath.Join(backing, "keys", "id.pub"), "pub")
+	writeFile(t, filepath.Join(backing, "a", "b", "c.pem"), "pem")
+	writeFile(t, filepath.Join(backing, "ok.txt"), "ok")
+
+	// Absent from readdir and from lookups.
+	for dir, want := range map[string][]string{
+		"":     {".bulkhead", "a", "keys", "ok.txt"},
+		"keys": {"id.pub"},
+		"a/b":  {},
+	} {
+		os.MkdirAll(filepath.Join(backing, ".bulkhead"), 0o755)
+		ents, err := os.ReadDir(filepath.Join(mnt, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []string{}
+		for _, e := range ents {
+			got = append(got, e.Name())
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("readdir %q = %v, want %v", dir, got, want)
+		}
+	}
+	for _, p := range []string{"secrets", "secrets/token", "keys/id.key", "a/b/c.pem"} {
+		_, err := os.Lstat(filepath.Join(mnt, p))
+		wantErrno(t, "stat "+p, err, syscall.ENOENT)
+	}
+
+	// Creating a denied path that does not exist yet.
+	err := os.WriteFile(filepath.Join(mnt, "new.pem"), nil, 0o644)
+	wantErrno(t, "create new.pem", err, syscall.EACCES)
+	err = os.WriteFile(filepath.Join(mnt, "keys", "new.key"), nil, 0o644)
+	wantErrno(t, "create keys/new.key", err, syscall.EACCES)
+	err = os.Mkdir(filepath.Join(mnt, "secrets"), 0o755)
+	wantErrno(t, "mkdir over hidden secrets", err, syscall.EACCES)
+	err = os.Symlink("ok.txt", filepath.Join(mnt, "x.pem"))
+	wantErrno(t, "symlink x.pem", err, syscall.EACCES)
+	err = os.Rename(filepath.Join(mnt, "ok.txt"), filepath.Join(mnt, "ok.pem"))
+	wantErrno(t, "rename to ok.pem", err, syscall.EACCES)
+	err = unix.Mknod(filepath.Join(mnt, "n.pem"), unix.S_IFREG|0o644, 0)
+	wantErrno(t, "mknod n.pem", err, syscall.EACCES)
+
+	// Renaming the parent so the rule no longer matches: refused, and the
+	// file stays hidden under its old name.
+	err = os.Rename(filepath.Join(mnt, "keys"), filepath.Join(mnt, "public"))
+	wantErrno(t, "rename keys/ away", err, syscall.EACCES)
+	if err := os.Mkdir(filepath.Join(mnt, "stage"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(mnt, "stage", "my.key"), "k")
+	err = os.Rename(filepath.Join(mnt, "stage"), filepath.Join(mnt, "keys2"))
+	if err != nil {
+		t.Errorf("renaming a dir where no rule reaches: %v", err)
+	}
+	err = os.Rename(filepath.Join(mnt, "keys2"), filepath.Join(mnt, "keys", "sub"))
+	if err != nil {
+		t.Errorf("renaming into keys/sub (keys/*.key does not reach sub/): %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(backing, "keys", "id.key")); err != nil {
+		t.Errorf("backing key moved: %v", err)
+	}
+}
+
+func TestAttackReadOnly(t *testing.T) {
+	backing, mnt, _ := mountView(t, Options{})
+	writeFile(t, filepath.Join(backing, ".bulkhead", "SOUL.md"), "be kind")
+	ro := filepath.Join(mnt, ".bulkhead", "SOUL.md")
+	if b, err := os.ReadFile(ro); err != nil || string(b) != "be kind" {
+		t.Fatalf("read .bulkhead/SOUL.md = %q, %v", b, err)
+	}
+	_, err := os.OpenFile(ro, os.O_WRONLY, 0)
+	wantErrno(t, "open for write", err, syscall.EROFS)
+	_, err = os.OpenFile(ro, os.O_RDONLY|os.O_TRUNC, 0)
+	wantErrno(t, "open O_TRUNC", err, syscall.EROFS)
+	wantErrno(t, "truncate", os.Truncate(ro, 0), syscall.EROFS)
+	wantErrno(t, "chmod", os.Chmod(ro, 0o666), syscall.EROFS)
+	wantErrno(t, "utimes", os.Chtimes(ro, time.Now(), time.Now()), syscall.EROFS)
+	wantErrno(t, "remove", os.Remove(ro), syscall.EROFS)
+	wantErrno(t, "create", os.WriteFile(filepath.Join(mnt, ".bulkhead", "x"), nil, 0o644), syscall.EROFS)
+	wantErrno(t, "rename out", os.Rename(ro, filepath.Join(mnt, "SOUL.md")), syscall.EROFS)
+	wantErrno(t, "rename dir", os.Rename(filepath.Join(mnt, ".bulkhead"), filepath.Join(mnt, "b")), syscall.EROFS)
+	wantErrno(t, "rmdir", os.RemoveAll(filepath.Join(mnt, ".bulkhead")), syscall.EROFS)
+	if err := os.Mkdir(filepath.Join(mnt, "fake"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// os.Rename refuses a directory target itself; ask the kernel.
+	wantErrno(t, "rename over", unix.Rename(filepath.Join(mnt, "fake"), filepath.Join(mnt, ".bulkhead")), syscall.EROFS)
+	wantErrno(t, "exchange", unix.Renameat2(unix.AT_FDCWD, filepath.Join(mnt, "fake"), unix.AT_FDCWD, filepath.Join(mnt, ".bulkhead"), unix.RENAME_EXCHANGE), syscall.EROFS)
+	wantErrno(t, "access W_OK", unix.Access(ro, unix.W_OK), syscall.EROFS)
+	if b, _ := os.ReadFile(filepath.Join(backing, ".bulkhead", "SOUL.md")); string(b) != "be kind" {
+		t.Errorf("backing file changed to %q", b)
+	}
+}
+
+func TestAttackModes(t *testing.T) {
+	_, mnt, _ := mountView(t, Options{})
+	f := filepath.Join(mnt, "tool")
+	writeFile(t, f, "#!/bin/sh\n")
+	wantErrno(t, "chmod u+s", unix.Chmod(f, 0o4755), syscall.EPERM)
+	wantErrno(t, "chmod g+s", unix.Chmod(f, 0o2755), syscall.EPERM)
+	fh, err := os.OpenFile(f, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "fchmod u+s", unix.Fchmod(int(fh.Fd()), 0o4755), syscall.EPERM)
+	fh.Close()
+	wantErrno(t, "chown to another user", os.Chown(f, 1234, 1234), syscall.EPERM)
+	if err := unix.Chmod(f, 0o755); err != nil {
+		t.Errorf("plain chmod: %v", err)
+	}
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	fd, err := unix.Open(filepath.Join(mnt, "suid"), unix.O_CREAT|unix.O_WRONLY, 0o4755)
+	if err == nil {
+		unix.Close(fd)
+	}
+	wantErrno(t, "create setuid", err, syscall.EPERM)
+	wantErrno(t, "mkdir sticky", unix.Mkdir(filepath.Join(mnt, "tmp"), 0o1777), syscall.EPERM)
+	// mkdir(2) drops S_ISGID from the mode before the server sees it; what
+	// matters is that the directory does not end up with it.
+	if err := unix.Mkdir(filepath.Join(mnt, "grp"), 0o2775); err == nil {
+		if st, err := os.Stat(filepath.Join(mnt, "grp")); err != nil || st.Mode()&os.ModeSetgid != 0 {
+			t.Errorf("mkdir 02775 made %v, %v", st.Mode(), err)
+		}
+	}
+	wantErrno(t, "chmod dir g+s", unix.Chmod(filepath.Join(mnt, "grp"), 0o2775), syscall.EPERM)
+	wantErrno(t, "mknod char device", unix.Mknod(filepath.Join(mnt, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))), syscall.EPERM)
+	wantErrno(t, "mknod block device", unix.Mknod(filepath.Join(mnt, "sda"), unix.S_IFBLK|0o666, int(unix.Mkdev(8, 0))), syscall.EPERM)
+	wantErrno(t, "mkfifo", unix.Mkfifo(filepath.Join(mnt, "fifo"), 0o644), syscall.EPERM)
+	wantErrno(t, "ioctl", func() error {
+		fh, err := os.Open(f)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		_, err = unix.IoctlGetInt(int(fh.Fd()), unix.FS_IOC_GETFLAGS)
+		return err
+	}(), syscall.ENOTTY)
+}
+
+func TestSpecialFilesAllowed(t *testing.T) {
+	pol := mustPolicy(t, PolicyConfig{AllowSpecialFiles: true})
+	backing, mnt, _ := mountView(t, Options{Policy: pol})
+	if err := unix.Mkfifo(filepath.Join(mnt, "fifo"), 0o644); err != nil {
+		t.Fatalf("mkfifo with special files allowed: %v", err)
+	}
+	st, err := os.Lstat(filepath.Join(backing, "fifo"))
+	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("backing fifo: %v %v", st, err)
+	}
+	wantErrno(t, "chmod u+s still refused", unix.Chmod(filepath.Join(mnt, "fifo"), 0o4644), syscall.EPERM)
+}
+
+func TestAttackQuota(t *testing.T) {
+	requireMountable(t)
+	base := t.TempDir()
+	backing := filepath.Join(base, "files")
+	writeFile(t, filepath.Join(backing, "existing"), strings.Repeat("x", 1000))
+	q, err := NewQuota(t.Context(), backing, Limits{Bytes: 64 << 10, Inodes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, i := q.Usage(); b != 1000 || i != 1 {
+		t.Fatalf("usage = %d bytes %d inodes, want 1000 and 1", b, i)
+	}
+	_, mnt, srv := mountViewAt(t, backing, Options{Quota: q})
+	if srv.Passthrough() {
+		t.Fatal("passthrough with a byte quota: writes would not be counted")
+	}
+
+	// Bytes: fill to the byte, then one more.
+	f, err := os.Create(filepath.Join(mnt, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := 64<<10 - 1000
+	if _, err := f.Write(make([]byte, room)); err != nil {
+		t.Fatalf("write up to the quota: %v", err)
+	}
+	_, err = f.Write([]byte{1})
+	wantErrno(t, "write one byte over", err, syscall.EDQUOT)
+	wantErrno(t, "truncate one byte over", f.Truncate(int64(room+1)), syscall.EDQUOT)
+	wantErrno(t, "fallocate one byte over", unix.Fallocate(int(f.Fd()), 0, 0, int64(room+1)), syscall.EDQUOT)
+	// Overwriting within the file does not grow it.
+	if _, err := f.WriteAt([]byte("abc"), 10); err != nil {
+		t.Errorf("overwrite inside the file: %v", err)
+	}
+	f.Close()
+	if b, _ := q.Usage(); b != 64<<10 {
+		t.Errorf("usage after fill = %d, want %d", b, 64<<10)
+	}
+	// Freeing space makes room again.
+	if err := os.Truncate(filepath.Join(mnt, "fill"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "fill"), make([]byte, room), 0o644); err != nil {
+		t.Errorf("rewrite after truncate: %v", err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "fill")); err != nil {
+		t.Fatal(err)
+	}
+	if b, i := q.Usage(); b != 1000 || i != 1 {
+		t.Errorf("usage after remove = %d bytes %d inodes, want 1000 and 1", b, i)
+	}
+
+	// Inodes: three more fit (4 in all), the fifth of any kind does not.
+	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "d", "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(mnt, "d", "l")); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "create fifth inode", os.WriteFile(filepath.Join(mnt, "g"), nil, 0o644), syscall.EDQUOT)
+	wantErrno(t, "mkdir fifth inode", os.Mkdir(filepath.Join(mnt, "e"), 0o755), syscall.EDQUOT)
+	wantErrno(t, "symlink fifth inode", os.Symlink("x", filepath.Join(mnt, "m")), syscall.EDQUOT)
+	// A hard link is not a new inode.
+	if err := os.Link(filepath.Join(mnt, "d", "f"), filepath.Join(mnt, "f2")); err != nil {
+		t.Errorf("hard link at the inode limit: %v", err)
+	}
+	if _, i := q.Usage(); i != 4 {
+		t.Errorf("inodes = %d, want 4", i)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Files != 4 || st.Ffree != 0 {
+		t.Errorf("statfs files=%d ffree=%d, want 4 and 0", st.Files, st.Ffree)
+	}
+}
+
+func TestSetPolicyTakesEffectAtOnce(t *testing.T) {
+	backing, mnt, srv := mountView(t, Options{CacheTimeout: time.Hour})
+	writeFile(t, filepath.Join(backing, "plans", "q3.md"), "plans")
+	if _, err := os.ReadFile(filepath.Join(mnt, "plans", "q3.md")); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetPolicy(mustPolicy(t, PolicyConfig{Deny: []string{"plans"}}))
+	_, err := os.ReadFile(filepath.Join(mnt, "plans", "q3.md"))
+	wantErrno(t, "read after deny", err, syscall.ENOENT)
+	srv.SetPolicy(DefaultPolicy())
+	if _, err := os.ReadFile(filepath.Join(mnt, "plans", "q3.md")); err != nil {
+		t.Errorf("read after allow again: %v", err)
+	}
+}
+
+func TestReadOnlyMount(t *testing.T) {
+	backing, mnt, _ := mountView(t, Options{ReadOnly: true})
+	writeFile(t, filepath.Join(backing, "a.txt"), "a")
+	if b, err := os.ReadFile(filepath.Join(mnt, "a.txt")); err != nil || string(b) != "a" {
+		t.Fatalf("read = %q, %v", b, err)
+	}
+	wantErrno(t, "write", os.WriteFile(filepath.Join(mnt, "a.txt"), []byte("b"), 0o644), syscall.EROFS)
+	wantErrno(t, "create", os.WriteFile(filepath.Join(mnt, "b.txt"), nil, 0o644), syscall.EROFS)
+	wantErrno(t, "remove", os.Remove(filepath.Join(mnt, "a.txt")), syscall.EROFS)
+}
