@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,11 +183,24 @@ func (s *Server) Unmount() error {
 		s.log.Warn("fuse view busy, detaching lazily", "err", err)
 		err = unix.Unmount(s.mountpoint, unix.MNT_DETACH)
 	}
+	if err != nil && errors.Is(err, syscall.EINVAL) && !s.mounted() {
+		err = nil // unmounted by someone else, such as `bulkhead umount`
+	}
 	if err != nil {
 		return fmt.Errorf("unmount %s: %w", s.mountpoint, err)
 	}
 	s.Wait()
 	return nil
+}
+
+// mounted reports whether the mountpoint still carries a mount of ours.
+func (s *Server) mounted() bool {
+	abs, err := filepath.Abs(s.mountpoint)
+	if err != nil {
+		return true
+	}
+	mounts, err := mountsOfType()
+	return err != nil || slices.Contains(mounts, abs)
 }
 
 // Wait blocks until the view is unmounted (by Unmount, or by anyone else)
