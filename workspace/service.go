@@ -305,7 +305,7 @@ func (s *Service) Create(ctx context.Context, id string, cfg *Config) (*Workspac
 	}
 	now := time.Now().UTC()
 	w := &Workspace{ID: id, State: StateCreating, Config: c, CreatedAt: now, UpdatedAt: now}
-	err = kv.UpdateSync(s.control, func(txn *badger.Txn) error {
+	err = updateRetry(s.control, func(txn *badger.Txn) error {
 		if _, err := txn.Get([]byte(prefixWS + id)); err == nil {
 			return fmt.Errorf("%w: %q", ErrExists, id)
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -440,7 +440,7 @@ func (s *Service) UpdateConfig(_ context.Context, id string, fn func(*Config) er
 		return nil, err
 	}
 	var w *Workspace
-	err := kv.UpdateSync(s.control, func(txn *badger.Txn) error {
+	err := updateRetry(s.control, func(txn *badger.Txn) error {
 		var err error
 		w, err = getRecord(txn, id)
 		if err != nil {
@@ -669,4 +669,15 @@ func (s *Service) RotatePassphrase(_ context.Context, newPass []byte) (int, erro
 	s.keyMu.Unlock()
 	s.log.Info("passphrase rotated", "keys", n)
 	return n, nil
+}
+
+// updateRetry is kv.UpdateSync retried on Badger's optimistic-concurrency
+// conflicts (two creates racing for the host-id counter).
+func updateRetry(db *badger.DB, fn func(*badger.Txn) error) error {
+	for attempt := 0; ; attempt++ {
+		err := kv.UpdateSync(db, fn)
+		if !errors.Is(err, badger.ErrConflict) || attempt == 20 {
+			return err
+		}
+	}
 }
