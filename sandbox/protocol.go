@@ -1,0 +1,87 @@
+package sandbox
+
+import "encoding/json"
+
+// The host and a sandbox's init speak JSON-RPC 2.0, one message per
+// SOCK_SEQPACKET packet on a dedicated socket pair (fd 3 in the init). File
+// descriptors (a command's stdin/stdout/stderr, a terminal's master side)
+// travel as SCM_RIGHTS alongside the message that names them.
+//
+// host → init: "setup" (once, first), "exec", "kill", "ping".
+// init → host: responses; the notification "started" (a TTY command's master
+// fd attached) before an exec's response.
+//
+// The init treats every message as untrusted input (size cap, rate limit,
+// strict decoding), and so does the host: the init runs inside the sandbox.
+
+type rpcMessage struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      *uint64         `json:"id,omitempty"`
+	Method  string          `json:"method,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *rpcError       `json:"error,omitempty"`
+}
+
+type rpcError struct {
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Data    *rpcErrEx `json:"data,omitempty"`
+}
+
+type rpcErrEx struct {
+	Layer string `json:"layer,omitempty"` // setup: the isolation layer that failed
+	Kind  string `json:"kind,omitempty"`  // exec: not_found, not_executable, bad_dir, rate_limited, too_large
+}
+
+// JSON-RPC 2.0 error codes, and ours (-32000..-32099 are implementation-defined).
+const (
+	codeParse          = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
+	codeSetup          = -32000
+	codeExec           = -32001
+	codeRateLimited    = -32002
+)
+
+const (
+	kindNotFound      = "not_found"
+	kindNotExecutable = "not_executable"
+	kindBadDir        = "bad_dir"
+)
+
+type setupParams struct {
+	Hostname     string `json:"hostname"`
+	WorkspaceDir string `json:"workspace_dir,omitempty"`
+	Binds        []Bind `json:"binds,omitempty"`
+	TmpBytes     int64  `json:"tmp_bytes"`
+	NoFile       uint64 `json:"nofile"`
+	NProc        uint64 `json:"nproc"`
+	FileBytes    uint64 `json:"file_bytes"`
+	ExpectUID    uint32 `json:"expect_uid"` // host uid sandbox root must map to (checked from inside)
+	RatePerSec   int    `json:"rate_per_sec"`
+	Burst        int    `json:"burst"`
+}
+
+type execParams struct {
+	Args   []string `json:"args"`
+	Env    []string `json:"env"`
+	Dir    string   `json:"dir"`
+	TTY    bool     `json:"tty,omitempty"`
+	Rows   uint16   `json:"rows,omitempty"`
+	Cols   uint16   `json:"cols,omitempty"`
+	Stdin  bool     `json:"stdin,omitempty"` // an fd is attached for each true field, in this order
+	Stdout bool     `json:"stdout,omitempty"`
+	Stderr bool     `json:"stderr,omitempty"`
+}
+
+type execResult struct {
+	ExitCode int `json:"exit_code"`
+	Signal   int `json:"signal,omitempty"`
+}
+
+type startedParams struct {
+	ID  uint64 `json:"id"`
+	PID int    `json:"pid"`
+}
