@@ -1,0 +1,481 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+)
+
+// BackupOptions tune one backup.
+type BackupOptions struct {
+	// State, when set, is read to the end and stored as the snapshot's state
+	// stream (for bulkhead, a Badger backup stream).
+	State io.Reader
+	// Config is stored verbatim (encrypted) in the manifest.
+	Config []byte
+	Host   string
+	Tags   []string
+	// Parent is the snapshot whose unchanged files (same size, mtime, ctime,
+	// inode) are taken over without reading them. "" means the latest
+	// snapshot; "none" reads every file.
+	Parent   string
+	Progress ProgressFunc
+}
+
+// Backup stores the tree under dir (and opts.State) as a new snapshot. It
+// holds a shared repository lock throughout, so a concurrent prune cannot
+// delete packs it relies on. On error nothing references the packs it wrote;
+// a later prune removes them.
+func (r *Repository) Backup(ctx context.Context, dir string, opts BackupOptions) (*Snapshot, error) {
+	start := time.Now()
+	lk, err := r.lock(ctx, false, "backup")
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", dir, err)
+	}
+	defer lk.unlock(ctx)
+	snap, err := r.backup(ctx, dir, opts, start)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", dir, err)
+	}
+	return snap, nil
+}
+
+func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions, start time.Time) (*Snapshot, error) {
+	// Re-read the index under the lock: a prune since Open may have removed
+	// packs, and blobs must only dedup against packs that still exist.
+	if err := r.loadIndex(ctx); err != nil {
+		var ie *IndexError
+		if !errors.As(err, &ie) {
+			return nil, err
+		}
+	}
+	var parent *Snapshot
+	if opts.Parent != "none" {
+		ref := opts.Parent
+		if ref == "" {
+			ref = "latest"
+		}
+		p, err := r.FindSnapshot(ctx, ref)
+		switch {
+		case err == nil:
+			parent = p
+		case errors.Is(err, ErrNotFound) && opts.Parent == "":
+		default:
+			return nil, fmt.Errorf("parent snapshot: %w", err)
+		}
+	}
+
+	snap := &Snapshot{Version: manifestVersion, ID: randomHex(8), Time: start.UTC(), Host: opts.Host, Tags: opts.Tags, Config: opts.Config}
+	if parent != nil {
+		snap.Parent = parent.ID
+	}
+	tree, skipped, err := scanTree(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	snap.Stats.Skipped = skipped
+
+	meter := newProgressMeter(opts.Progress, "backup")
+	for i := range tree {
+		if tree[i].Type == TypeFile {
+			meter.tfiles++
+			meter.tbytes += tree[i].Size
+		}
+	}
+	up := r.newUploader(ctx, &meter.transferred)
+	// pending[i] holds the chunk refs of tree[i] until the uploader's
+	// workers have filled in their ids.
+	pending := make(map[int][]*ChunkRef)
+	var parentNodes map[string]*Node
+	if parent != nil {
+		parentNodes = make(map[string]*Node, len(parent.Tree))
+		for i := range parent.Tree {
+			parentNodes[parent.Tree[i].Path] = &parent.Tree[i]
+		}
+	}
+	buf := make([]byte, 2*MaxChunkSize)
+	for i := range tree {
+		n := &tree[i]
+		switch n.Type {
+		case TypeDir:
+			snap.Stats.Dirs++
+			continue
+		case TypeSymlink:
+			snap.Stats.Symlinks++
+			continue
+		}
+		snap.Stats.Files++
+		if p := parentNodes[n.Path]; p != nil && r.unchanged(p, n) {
+			n.Chunks = p.Chunks
+		} else {
+			refs, size, err := r.chunkStream(ctx, up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, buf, meter)
+			if err != nil {
+				up.abort()
+				return nil, fmt.Errorf("read %s: %w", n.Path, err)
+			}
+			n.Size = size // the file may have changed since the scan
+			pending[i] = refs
+			snap.Stats.BytesRead += size
+		}
+		meter.files++
+		meter.bytes += n.Size
+		snap.Stats.Bytes += n.Size
+		meter.report(false)
+	}
+	var stateRefs []*ChunkRef
+	if opts.State != nil {
+		refs, size, err := r.chunkStream(ctx, up, "", opts.State, buf, meter)
+		if err != nil {
+			up.abort()
+			return nil, fmt.Errorf("read state stream: %w", err)
+		}
+		stateRefs = refs
+		snap.State = &Content{Size: size}
+		snap.Stats.Bytes += size
+		snap.Stats.BytesRead += size
+	}
+	packs, err := up.finish()
+	if err != nil {
+		return nil, err
+	}
+	for i, refs := range pending {
+		tree[i].Chunks = derefChunks(refs)
+	}
+	if snap.State != nil {
+		snap.State.Chunks = derefChunks(stateRefs)
+	}
+	snap.Tree = tree
+	snap.Stats.NewBlobs, snap.Stats.BytesNew = up.newBlobs, up.newBytes
+	snap.Stats.BytesUploaded, snap.Stats.Packs = meter.transferred.Load(), int64(len(packs))
+
+	if len(packs) > 0 {
+		if _, err := r.writeIndex(ctx, packs); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.checkPacksExist(ctx, snap); err != nil {
+		return nil, err
+	}
+	snap.Stats.Duration = time.Since(start)
+	if err := r.saveSnapshot(ctx, snap); err != nil {
+		return nil, err
+	}
+	meter.report(true)
+	r.logger.Info("backup done", "snapshot", snap.ID, "files", snap.Stats.Files, "bytes", snap.Stats.Bytes,
+		"uploaded", snap.Stats.BytesUploaded, "duration", snap.Stats.Duration)
+	return snap, nil
+}
+
+func derefChunks(refs []*ChunkRef) []ChunkRef {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]ChunkRef, len(refs))
+	for i, c := range refs {
+		out[i] = *c
+	}
+	return out
+}
+
+// unchanged reports whether cur can reuse prev's chunks without reading.
+func (r *Repository) unchanged(prev, cur *Node) bool {
+	if prev.Type != TypeFile || prev.Size != cur.Size || prev.MTime != cur.MTime ||
+		prev.CTime != cur.CTime || prev.Inode != cur.Inode || cur.Inode == 0 {
+		return false
+	}
+	for _, c := range prev.Chunks {
+		if _, ok := r.index.lookup(c.ID); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPacksExist makes sure every pack the snapshot needs is in the store,
+// so a snapshot never references missing data even if a lock was broken.
+func (r *Repository) checkPacksExist(ctx context.Context, snap *Snapshot) error {
+	need := map[ID]bool{}
+	var missing error
+	snap.blobs(func(path string, c ChunkRef) {
+		loc, ok := r.index.lookup(c.ID)
+		if !ok && missing == nil {
+			missing = fmt.Errorf("blob %s of %q is in no index", c.ID, path)
+		}
+		need[loc.Pack] = true
+	})
+	if missing != nil {
+		return missing
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	if err := r.store.List(ctx, "data/", func(oi ObjectInfo) error {
+		if id, ok := parsePackName(oi.Name); ok {
+			delete(need, id)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("check packs: %w", err)
+	}
+	for id := range need {
+		return fmt.Errorf("check packs: pack %s vanished during backup (was the repository lock broken?)", id)
+	}
+	return nil
+}
+
+// scanTree lists dir recursively (lstat, no symlinks followed), in WalkDir
+// order: every directory before its contents.
+func scanTree(ctx context.Context, dir string) ([]Node, int64, error) {
+	var tree []Node
+	var skipped int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n := Node{Path: filepath.ToSlash(rel), Mode: unixMode(fi.Mode()), MTime: fi.ModTime().UnixNano()}
+		switch {
+		case fi.IsDir():
+			n.Type = TypeDir
+		case fi.Mode().IsRegular():
+			n.Type = TypeFile
+			n.Size = fi.Size()
+			n.Inode, n.CTime = statExtra(fi)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			n.Type = TypeSymlink
+			if n.Target, err = os.Readlink(p); err != nil {
+				return err
+			}
+		default:
+			skipped++
+			return nil
+		}
+		if n.Path == "." && n.Type != TypeDir {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		tree = append(tree, n)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("scan: %w", err)
+	}
+	return tree, skipped, nil
+}
+
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+func fileMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// chunkStream splits the file at path (or rd when path is "") into chunks
+// and hands them to the uploader. It returns the chunk refs (ids filled in
+// by the time up.finish returns) and the byte count.
+func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string, rd io.Reader, buf []byte, meter *progressMeter) ([]*ChunkRef, int64, error) {
+	if path != "" {
+		f, err := openNoFollow(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer f.Close()
+		rd = f
+	}
+	ch := newChunker(rd, &r.keys.gear, buf)
+	var refs []*ChunkRef
+	var size int64
+	for {
+		chunk, err := ch.next()
+		if err == io.EOF {
+			return refs, size, nil
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		ref := &ChunkRef{Size: uint32(len(chunk))}
+		refs = append(refs, ref)
+		size += int64(len(chunk))
+		if err := up.add(chunk, ref); err != nil {
+			return nil, 0, err
+		}
+		if len(chunk) == MaxChunkSize {
+			meter.report(false) // large files report mid-way
+		}
+	}
+}
+
+// uploader hashes, deduplicates, seals and packs chunks on worker goroutines
+// and uploads full packs on two more.
+type uploader struct {
+	r        *Repository
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	jobs     chan blobJob
+	packs    chan *packBuilder
+	workers  gosync.WaitGroup
+	senders  gosync.WaitGroup
+	uploaded *atomic.Int64
+
+	repack bool // rewrite blobs even if the index has them
+
+	mu       gosync.Mutex
+	seen     map[ID]bool // blobs queued in this backup
+	cur      *packBuilder
+	written  []indexPack
+	newBlobs int64
+	newBytes int64
+}
+
+type blobJob struct {
+	data *[]byte
+	ref  *ChunkRef
+}
+
+var chunkPool = gosync.Pool{New: func() any { b := make([]byte, 0, MaxChunkSize); return &b }}
+
+func (r *Repository) newUploader(ctx context.Context, uploaded *atomic.Int64) *uploader {
+	ctx, cancel := context.WithCancelCause(ctx)
+	u := &uploader{
+		r: r, ctx: ctx, cancel: cancel, uploaded: uploaded,
+		jobs:  make(chan blobJob, 4),
+		packs: make(chan *packBuilder, 1),
+		seen:  map[ID]bool{},
+		cur:   &packBuilder{},
+	}
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		u.workers.Go(u.work)
+	}
+	for range 2 {
+		u.senders.Go(u.send)
+	}
+	return u
+}
+
+// add queues a copy of chunk; ref.ID is set once a worker hashed it.
+func (u *uploader) add(chunk []byte, ref *ChunkRef) error {
+	bp := chunkPool.Get().(*[]byte)
+	*bp = append((*bp)[:0], chunk...)
+	select {
+	case u.jobs <- blobJob{data: bp, ref: ref}:
+		return nil
+	case <-u.ctx.Done():
+		chunkPool.Put(bp)
+		return context.Cause(u.ctx)
+	}
+}
+
+func (u *uploader) work() {
+	k := u.r.keys
+	for job := range u.jobs {
+		data := *job.data
+		id := k.blobID(data)
+		job.ref.ID = id
+		u.mu.Lock()
+		_, known := u.r.index.lookup(id)
+		dup := known && !u.repack || u.seen[id]
+		u.seen[id] = true
+		u.mu.Unlock()
+		if dup || u.ctx.Err() != nil {
+			chunkPool.Put(job.data)
+			continue
+		}
+		sealed := k.sealBlob(id, data)
+		u.mu.Lock()
+		u.newBlobs++
+		u.newBytes += int64(len(data))
+		u.cur.add(id, sealed, len(data))
+		var full *packBuilder
+		if u.cur.size() >= TargetPackSize {
+			full, u.cur = u.cur, &packBuilder{}
+		}
+		u.mu.Unlock()
+		chunkPool.Put(job.data)
+		if full != nil {
+			select {
+			case u.packs <- full:
+			case <-u.ctx.Done():
+			}
+		}
+	}
+}
+
+func (u *uploader) send() {
+	for p := range u.packs {
+		if u.ctx.Err() != nil {
+			continue
+		}
+		data, id := p.finish(u.r.keys)
+		err := u.r.store.Put(u.ctx, packName(id), bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			u.cancel(fmt.Errorf("upload pack %s: %w", id, err))
+			continue
+		}
+		u.uploaded.Add(int64(len(data)))
+		u.mu.Lock()
+		u.written = append(u.written, indexPack{ID: id, Size: int64(len(data)), Blobs: p.entries})
+		u.mu.Unlock()
+	}
+}
+
+// finish flushes the last pack, waits for all uploads and returns the packs
+// written.
+func (u *uploader) finish() ([]indexPack, error) {
+	close(u.jobs)
+	u.workers.Wait()
+	if u.cur.size() > 0 && u.ctx.Err() == nil {
+		u.packs <- u.cur
+	}
+	close(u.packs)
+	u.senders.Wait()
+	if err := u.ctx.Err(); err != nil {
+		return nil, context.Cause(u.ctx)
+	}
+	u.cancel(nil)
+	return u.written, nil
+}
+
+// abort stops the pipeline after an error elsewhere.
+func (u *uploader) abort() {
+	u.cancel(errors.New("backup aborted"))
+	u.finish()
+}

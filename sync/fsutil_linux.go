@@ -1,0 +1,5 @@
+package sync
+
+import "syscall"
+
+func ctimespec(st *syscall.Stat_t) syscall.Timespec { return st.Ctim }

@@ -1,0 +1,307 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// NodeType is the kind of a tree entry.
+type NodeType string
+
+// Node types stored in a snapshot. Other kinds (devices, fifos, sockets) are
+// skipped by Backup and counted in Stats.Skipped.
+const (
+	TypeDir     NodeType = "dir"
+	TypeFile    NodeType = "file"
+	TypeSymlink NodeType = "symlink"
+)
+
+// ChunkRef is one chunk of a file or stream.
+type ChunkRef struct {
+	ID   ID     `json:"id"`
+	Size uint32 `json:"n"`
+}
+
+// Node is one entry of a snapshot's tree. Path is slash-separated and
+// relative to the backed-up directory; the directory itself is ".".
+type Node struct {
+	Path   string     `json:"path"`
+	Type   NodeType   `json:"type"`
+	Mode   uint32     `json:"mode"`             // permission, setuid, setgid and sticky bits (0o7777)
+	Size   int64      `json:"size,omitempty"`   // file size
+	MTime  int64      `json:"mtime"`            // unix nanoseconds
+	Target string     `json:"target,omitempty"` // symlink target
+	Chunks []ChunkRef `json:"chunks,omitempty"`
+	// Change detection for the next backup (not restored).
+	Inode uint64 `json:"ino,omitempty"`
+	CTime int64  `json:"ctime,omitempty"`
+}
+
+// Content is a chunked byte stream (the state stream).
+type Content struct {
+	Size   int64      `json:"size"`
+	Chunks []ChunkRef `json:"chunks"`
+}
+
+// Stats summarise one backup.
+type Stats struct {
+	Files         int64         `json:"files"`
+	Dirs          int64         `json:"dirs"`
+	Symlinks      int64         `json:"symlinks"`
+	Skipped       int64         `json:"skipped,omitempty"`
+	Bytes         int64         `json:"bytes"`          // logical bytes (files + state)
+	BytesRead     int64         `json:"bytes_read"`     // bytes read and chunked (the rest came unchanged from the parent)
+	NewBlobs      int64         `json:"new_blobs"`      // blobs not already in the repository
+	BytesNew      int64         `json:"bytes_new"`      // plaintext bytes of new blobs
+	BytesUploaded int64         `json:"bytes_uploaded"` // pack bytes written
+	Packs         int64         `json:"packs"`
+	Duration      time.Duration `json:"duration"`
+}
+
+// Snapshot is a manifest: one point-in-time copy of a tree.
+type Snapshot struct {
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Parent  string    `json:"parent,omitempty"`
+	Host    string    `json:"host,omitempty"`
+	Tags    []string  `json:"tags,omitempty"`
+	Tree    []Node    `json:"tree"`
+	State   *Content  `json:"state,omitempty"`
+	Config  []byte    `json:"config,omitempty"`
+	Stats   Stats     `json:"stats"`
+}
+
+const manifestVersion = 1
+
+func snapshotName(id string) string { return "snapshots/" + id }
+
+// validSnapshotID: 16 lowercase hex digits.
+func validSnapshotID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseManifest decodes and validates a snapshot manifest's plaintext JSON.
+// Everything Restore relies on is checked here: paths are clean, relative
+// and unique, every parent is a directory listed before its children (so a
+// symlink can never be a parent), sizes match chunk lists, modes hold only
+// permission bits.
+func ParseManifest(data []byte) (*Snapshot, error) {
+	var s Snapshot
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: manifest: trailing data", ErrCorrupt)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, s.ID, err)
+	}
+	return &s, nil
+}
+
+func (s *Snapshot) validate() error {
+	if s.Version != manifestVersion {
+		return fmt.Errorf("version %d, want %d", s.Version, manifestVersion)
+	}
+	if !validSnapshotID(s.ID) {
+		return fmt.Errorf("bad id %q", s.ID)
+	}
+	if s.Parent != "" && !validSnapshotID(s.Parent) {
+		return fmt.Errorf("bad parent id %q", s.Parent)
+	}
+	if len(s.Tree) == 0 || s.Tree[0].Path != "." || s.Tree[0].Type != TypeDir {
+		return errors.New("tree does not start with the root directory")
+	}
+	dirs := map[string]bool{}
+	seen := map[string]bool{}
+	for i := range s.Tree {
+		n := &s.Tree[i]
+		if i > 0 {
+			if !fs.ValidPath(n.Path) || n.Path == "." || strings.ContainsAny(n.Path, "\x00\\") {
+				return fmt.Errorf("node %d: bad path %q", i, n.Path)
+			}
+			if !dirs[path.Dir(n.Path)] {
+				return fmt.Errorf("node %q: parent is not a directory listed before it", n.Path)
+			}
+			if seen[n.Path] {
+				return fmt.Errorf("node %q: listed twice", n.Path)
+			}
+			seen[n.Path] = true
+		}
+		if n.Mode&^0o7777 != 0 {
+			return fmt.Errorf("node %q: mode %o has non-permission bits", n.Path, n.Mode)
+		}
+		switch n.Type {
+		case TypeDir:
+			if n.Size != 0 || len(n.Chunks) > 0 || n.Target != "" {
+				return fmt.Errorf("node %q: directory with content", n.Path)
+			}
+			dirs[n.Path] = true
+		case TypeFile:
+			if n.Target != "" {
+				return fmt.Errorf("node %q: file with a link target", n.Path)
+			}
+			if err := checkChunks(n.Size, n.Chunks); err != nil {
+				return fmt.Errorf("node %q: %v", n.Path, err)
+			}
+		case TypeSymlink:
+			if n.Target == "" || strings.Contains(n.Target, "\x00") || n.Size != 0 || len(n.Chunks) > 0 {
+				return fmt.Errorf("node %q: bad symlink", n.Path)
+			}
+		default:
+			return fmt.Errorf("node %q: unknown type %q", n.Path, n.Type)
+		}
+	}
+	if s.State != nil {
+		if err := checkChunks(s.State.Size, s.State.Chunks); err != nil {
+			return fmt.Errorf("state: %v", err)
+		}
+	}
+	return nil
+}
+
+func checkChunks(size int64, chunks []ChunkRef) error {
+	var sum int64
+	for _, c := range chunks {
+		if c.Size == 0 || c.Size > MaxChunkSize {
+			return fmt.Errorf("chunk %s has size %d", c.ID, c.Size)
+		}
+		sum += int64(c.Size)
+	}
+	if sum != size {
+		return fmt.Errorf("chunks hold %d bytes, size is %d", sum, size)
+	}
+	return nil
+}
+
+// Snapshots lists the repository's snapshots, oldest first. Manifests that
+// cannot be read are skipped and reported in the returned error (wrapping
+// ErrCorrupt) alongside the readable ones.
+func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+	var ids []string
+	if err := r.store.List(ctx, "snapshots/", func(oi ObjectInfo) error {
+		id := strings.TrimPrefix(oi.Name, "snapshots/")
+		if validSnapshotID(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	snaps := make([]*Snapshot, len(ids))
+	errs := make([]error, len(ids))
+	parallel(ctx, len(ids), 8, func(i int) { snaps[i], errs[i] = r.LoadSnapshot(ctx, ids[i]) })
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	var out []*Snapshot
+	var bad []error
+	for i, s := range snaps {
+		switch {
+		case errs[i] == nil:
+			out = append(out, s)
+		case errors.Is(errs[i], ErrNotFound):
+			// forgotten while listing
+		case errors.Is(errs[i], ErrCorrupt):
+			bad = append(bad, errs[i])
+		default:
+			return nil, fmt.Errorf("list snapshots: %w", errs[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	return out, errors.Join(bad...)
+}
+
+// LoadSnapshot reads and validates one manifest by id.
+func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
+	if !validSnapshotID(id) {
+		return nil, fmt.Errorf("load snapshot %q: %w", id, ErrNotFound)
+	}
+	plain, err := r.readSealed(ctx, snapshotName(id), "snapshot:"+id)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot %s: %w", id, err)
+	}
+	s, err := ParseManifest(plain)
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot %s: %w", id, err)
+	}
+	if s.ID != id {
+		return nil, fmt.Errorf("load snapshot %s: %w: manifest names snapshot %s", id, ErrCorrupt, s.ID)
+	}
+	return s, nil
+}
+
+// FindSnapshot resolves "latest", a full id or a unique id prefix.
+func (r *Repository) FindSnapshot(ctx context.Context, ref string) (*Snapshot, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil && len(snaps) == 0 {
+		return nil, err
+	}
+	if ref == "latest" {
+		if len(snaps) == 0 {
+			return nil, fmt.Errorf("find snapshot latest: %w", ErrNotFound)
+		}
+		return snaps[len(snaps)-1], nil
+	}
+	var found *Snapshot
+	for _, s := range snaps {
+		if ref != "" && strings.HasPrefix(s.ID, ref) {
+			if found != nil {
+				return nil, fmt.Errorf("find snapshot %q: ambiguous prefix", ref)
+			}
+			found = s
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("find snapshot %q: %w", ref, ErrNotFound)
+	}
+	return found, nil
+}
+
+func (r *Repository) saveSnapshot(ctx context.Context, s *Snapshot) error {
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	return r.writeJSON(ctx, snapshotName(s.ID), "snapshot:"+s.ID, s)
+}
+
+// forget deletes a snapshot's manifest; its data goes at the next prune.
+func (r *Repository) forget(ctx context.Context, id string) error {
+	if err := r.store.Delete(ctx, snapshotName(id)); err != nil {
+		return fmt.Errorf("forget snapshot %s: %w", id, err)
+	}
+	return nil
+}
+
+// blobs calls fn for every chunk the snapshot references, with the path of
+// the file it belongs to ("" for the state stream).
+func (s *Snapshot) blobs(fn func(path string, c ChunkRef)) {
+	for i := range s.Tree {
+		for _, c := range s.Tree[i].Chunks {
+			fn(s.Tree[i].Path, c)
+		}
+	}
+	if s.State != nil {
+		for _, c := range s.State.Chunks {
+			fn("", c)
+		}
+	}
+}
