@@ -30,3 +30,7 @@ bench-state: ## state benchmarks: 1,000 workspaces, 200 open DBs, cold open, sea
 	$(GO) test -run '^$$' -bench 'Seal|Open' ./credentials/
 
 bench: bench-state ## all benchmarks
+
+.PHONY: bench-vectors
+bench-vectors: ## vector index: ours vs brute force vs coder/hnsw, 10k and 100k x 384, recall@10, queries/s, build, bytes/vector
+	GOMAXPROCS=1 $(GO) run ./vectors/internal/vbench -sizes 10000,100000 -dim 384 -queries 1000

@@ -1,0 +1,51 @@
+// Package vectors is an in-process nearest-neighbour index over float32
+// vectors keyed by string ids, for one workspace's memory.
+//
+// # Modes
+//
+// Below Config.ExactThreshold live vectors an Index is a flat array scored
+// by brute force: exact, and at that size as fast as a graph. The Add that
+// reaches the threshold builds an HNSW graph (Malkov & Yashunin), written in
+// this package from the paper; from then on Search walks the graph and
+// SearchExact still scores everything.
+//
+// # Terms
+//
+//   - slot: a vector's position in the index's arrays; ids map to slots.
+//   - tombstone: in graph mode Delete, and Upsert of an existing id, leave the
+//     old slot in the graph, walked through by searches but never returned.
+//   - compaction: relinks every node that pointed at a tombstone from its
+//     surviving neighbours and the tombstone's neighbours (the insert
+//     heuristic again), then renumbers the live slots densely. It runs when
+//     tombstones pass Config.MaxTombstoneRatio of the slots, or on Compact;
+//     below the threshold it drops the graph instead.
+//
+// # Scores
+//
+// Metric Cosine stores unit vectors and returns cosine similarity; Metric Dot
+// stores vectors as given and returns the inner product. Both rank larger
+// scores first.
+//
+// # Errors
+//
+// Invalid input is refused before the index changes, with an error wrapping
+// one of the sentinels in errors.go: wrong dimension, NaN or Inf components,
+// zero vectors, empty or oversized ids, k < 1. Load and LoadFile refuse any
+// truncated, altered or trailing-data file with ErrCorrupt; a missing file
+// is fs.ErrNotExist, which callers answer by rebuilding from their source
+// of truth.
+//
+// # Concurrency
+//
+// An Index is safe for concurrent use. Searches, Len, Stats and Save share a
+// read lock and run in parallel; Add, Upsert, Delete and Compact take the
+// write lock, so a search sees each write entirely or not at all. Each search
+// borrows pooled scratch space and allocates only its result slice.
+//
+// # Persistence
+//
+// Save writes a versioned little-endian format ending in a CRC-32C; SaveFile
+// writes it into a temporary file in the target directory, fsyncs it,
+// renames it over FileName and fsyncs the directory, so a crash leaves the
+// old index or the new one, never a mix.
+package vectors
