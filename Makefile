@@ -34,3 +34,7 @@ bench: bench-state ## all benchmarks
 .PHONY: bench-vectors
 bench-vectors: ## vector index: ours vs brute force vs coder/hnsw, 10k and 100k x 384, recall@10, queries/s, build, bytes/vector
 	GOMAXPROCS=1 $(GO) run ./vectors/internal/vbench -sizes 10000,100000 -dim 384 -queries 1000
+
+.PHONY: bench-memory
+bench-memory: ## memory search: LoCoMo evidence recall@{1,5,10,25} per category (keyword-only) vs plain Bluge; hybrid p50/p99 at 100k chunks; memory after eviction
+	$(GO) test -run '^$$' -bench 'BenchmarkLoCoMo|BenchmarkHybrid100k' -benchtime 1x -timeout 60m ./memory/

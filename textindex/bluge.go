@@ -167,8 +167,8 @@ func buildQuery(q Query) (bluge.Query, error) {
 		if e.Boost <= 0 {
 			continue
 		}
-		for _, g := range queryGroups(e.Word) {
-			addGroup(g, e.Boost)
+		if e.Term != "" {
+			addGroup([]string{e.Term}, e.Boost)
 		}
 	}
 	if clauses == 0 {

@@ -150,7 +150,7 @@ func TestExtraTermsAndErrors(t *testing.T) {
 	if err := ix.Upsert(ctx, []Doc{{ID: "a", Text: "hiking in the mountains"}, {ID: "b", Text: "swimming at the beach"}}); err != nil {
 		t.Fatal(err)
 	}
-	hits, err := ix.Search(ctx, Query{Text: "outdoors", Extra: []Term{{Word: "beach", Boost: 0.5}}}, 5)
+	hits, err := ix.Search(ctx, Query{Text: "outdoors", Extra: []Term{{Term: "beach", Boost: 0.5}}}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,10 @@ type Doc struct {
 	Lang Lang
 }
 
-// Term is an extra weighted query term (a query expansion), given as a word.
+// Term is an extra weighted query term (a query expansion), given as an index
+// term: one of the strings Terms returns, matched without further analysis.
 type Term struct {
-	Word  string
+	Term  string
 	Boost float64
 }
 
