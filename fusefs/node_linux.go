@@ -202,19 +202,6 @@ func statAt(dirfd int, name string, st *syscall.Stat_t) (gen uint64, err error) 
 	return gen, nil
 }
 
-// statRel stats rel below the root.
-func (s *fsys) statRel(rel string, st *syscall.Stat_t) (uint64, error) {
-	if rel == "" {
-		return statAt(s.b.fd, "", st)
-	}
-	dfd, name, err := s.b.parent(rel)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(dfd)
-	return statAt(dfd, name, st)
-}
-
 func (n *node) newChild(ctx context.Context, st *syscall.Stat_t, gen uint64, out *fuse.EntryOut) *gofs.Inode {
 	out.Attr.FromStat(st)
 	child := &node{sys: n.sys}
@@ -243,7 +230,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		return nil, syscall.ENOENT
 	}
 	var st syscall.Stat_t
-	gen, err := n.sys.statRel(rel, &st)
+	gen, err := statRel(n.sys.b, rel, &st)
 	if err != nil {
 		return nil, gofs.ToErrno(err)
 	}
@@ -276,7 +263,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 		return errno
 	}
 	var st syscall.Stat_t
-	if _, err := n.sys.statRel(rel, &st); err != nil {
+	if _, err := statRel(n.sys.b, rel, &st); err != nil {
 		return gofs.ToErrno(err)
 	}
 	out.FromStat(&st)
@@ -563,19 +550,6 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	return n.newChild(ctx, &st, gen, out), 0
 }
 
-// forgetRemoved gives the space of a removed name back when it was the last
-// link of its inode.
-func (s *fsys) forgetRemoved(st *syscall.Stat_t) {
-	isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
-	if !isDir && st.Nlink > 1 {
-		return
-	}
-	s.quota.releaseInode()
-	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		s.quota.addBytes(-st.Size)
-	}
-}
-
 func (n *node) remove(name string, flags int) syscall.Errno {
 	rel, errno := n.childPath(name)
 	if errno != 0 {
@@ -596,7 +570,7 @@ func (n *node) remove(name string, flags int) syscall.Errno {
 	if err := unix.Unlinkat(dfd, base, flags); err != nil {
 		return gofs.ToErrno(err)
 	}
-	n.sys.forgetRemoved(&st)
+	forgetRemovedIn(n.sys.quota, &st)
 	return 0
 }
 
@@ -661,7 +635,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		return gofs.ToErrno(err)
 	}
 	if targetExists && flags&unix.RENAME_EXCHANGE == 0 && !(fst.Dev == tst.Dev && fst.Ino == tst.Ino) {
-		n.sys.forgetRemoved(&tst)
+		forgetRemovedIn(n.sys.quota, &tst)
 	}
 	return 0
 }
