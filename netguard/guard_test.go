@@ -16,7 +16,7 @@ import (
 	"testing"
 )
 
-func serverPort(t *testing.T, srv *httptest.Server) string {
+func serverPort(t testing.TB, srv *httptest.Server) string {
 	t.Helper()
 	u, err := url.Parse(srv.URL)
 	if err != nil {
