@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,18 +101,51 @@ func sh(t testing.TB, sb *sandbox.Sandbox, script string) output {
 // selfInSandbox is where tests bind the test binary (the escape probe).
 const selfInSandbox = "/opt/probe"
 
+var probeDir struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// probeCopy copies the test binary into a directory every sandbox uid can
+// traverse (go test builds in a 0700 directory).
+func probeCopy() (string, error) {
+	probeDir.once.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			probeDir.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "bulkhead-probe-")
+		if err == nil {
+			err = os.Chmod(dir, 0o755)
+		}
+		if err == nil {
+			var b []byte
+			if b, err = os.ReadFile(exe); err == nil {
+				err = os.WriteFile(filepath.Join(dir, "probe"), b, 0o755)
+			}
+		}
+		probeDir.dir, probeDir.err = dir, err
+	})
+	return probeDir.dir, probeDir.err
+}
+
+func cleanupProbe() {
+	if probeDir.dir != "" {
+		os.RemoveAll(probeDir.dir)
+	}
+}
+
 func bindSelf(cfg *sandbox.Config) {
-	exe, err := os.Executable()
+	dir, err := probeCopy()
 	if err != nil {
 		panic(err)
 	}
-	cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: filepath.Dir(exe), Target: selfInSandbox})
+	cfg.Binds = append(cfg.Binds, sandbox.Bind{Source: dir, Target: selfInSandbox})
 }
 
-func selfPath() string {
-	exe, _ := os.Executable()
-	return selfInSandbox + "/" + filepath.Base(exe)
-}
+func selfPath() string { return selfInSandbox + "/probe" }
 
 func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
 

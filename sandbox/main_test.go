@@ -13,5 +13,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == escape.ProbeArg {
 		os.Exit(escape.Main(os.Args[2:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	cleanupProbe()
+	os.Exit(code)
 }

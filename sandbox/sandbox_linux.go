@@ -300,6 +300,9 @@ func (s *Sandbox) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Config is the sandbox's configuration, defaults applied.
+func (s *Sandbox) Config() Config { return s.cfg }
+
 // InitPID is the init's pid on the host.
 func (s *Sandbox) InitPID() int { return s.cmd.Process.Pid }
 

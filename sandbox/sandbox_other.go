@@ -30,6 +30,9 @@ func (s *Sandbox) Ping(ctx context.Context) error { return errors.ErrUnsupported
 // Close does nothing off Linux.
 func (s *Sandbox) Close() error { return nil }
 
+// Config is empty off Linux.
+func (s *Sandbox) Config() Config { return Config{} }
+
 // InitPID is 0 off Linux.
 func (s *Sandbox) InitPID() int { return 0 }
 
