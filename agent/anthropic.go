@@ -259,6 +259,7 @@ func (a *Anthropic) read(c *call, key Secret, on func(StreamEvent)) (*Response, 
 			if resp.StopReason == "" {
 				resp.StopReason = StopEndTurn
 			}
+			c.drain()
 			return resp, nil
 		case "error":
 			ae := &APIError{Provider: a.cfg.Name, Model: c.model}

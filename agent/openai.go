@@ -248,6 +248,7 @@ func (o *OpenAI) read(c *call, key Secret, on func(StreamEvent)) (*Response, err
 			if !finished && text.Len() == 0 && len(calls) == 0 {
 				return nil, c.transportErr("read stream", ErrStreamIncomplete)
 			}
+			c.drain()
 			return finish()
 		}
 		var ch oaiChunk

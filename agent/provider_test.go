@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptrace"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,6 +279,37 @@ func TestProviderErrorsNeverCarryTheKey(t *testing.T) {
 				if err == nil || strings.Contains(err.Error(), "SECRETSECRET") {
 					t.Fatalf("error leaks key: %v", err)
 				}
+			}
+		})
+	}
+}
+
+func TestProviderReusesConnections(t *testing.T) {
+	for _, pc := range protos {
+		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
+			s := llmtest.Start(t)
+			p := pc.make(s, 0)
+			var mu sync.Mutex
+			reused := 0
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+				mu.Lock()
+				defer mu.Unlock()
+				if info.Reused {
+					reused++
+				}
+			}})
+			for range 3 {
+				// The end of the chunked body arrives after the final event.
+				s.Push(llmtest.Reply{Blocks: []llmtest.Block{{Text: "hi"}, {ToolName: "bash", ToolInput: `{}`}}, EndDelay: 5 * time.Millisecond})
+				if _, err := p.Stream(ctx, testKey, basicRequest(), func(StreamEvent) {}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if reused != 2 {
+				t.Fatalf("%d of 3 calls reused a connection, want 2", reused)
 			}
 		})
 	}

@@ -165,6 +165,17 @@ func (r idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// drain reads what is left of a finished stream (the end of the chunked
+// body) so the connection can be reused; bounded, and still under the idle
+// watchdog, shortened to a second for a server that keeps it open.
+func (c *call) drain() {
+	if c.resp != nil {
+		c.idle = time.Second
+		c.timer.Reset(c.idle)
+		_, _ = io.CopyN(io.Discard, c.reader(), 64<<10)
+	}
+}
+
 func (c *call) close() {
 	c.timer.Stop()
 	if c.resp != nil {

@@ -96,6 +96,9 @@ type Reply struct {
 	// DropAfter aborts the connection after this many events have been
 	// written (0: never).
 	DropAfter int
+	// EndDelay is slept after the last event, before the response ends
+	// (a server that is slow to close the stream).
+	EndDelay time.Duration
 	// Hold blocks the reply until the channel is closed or the request is
 	// cancelled (for tests of cancellation and timeouts).
 	Hold <-chan struct{}
@@ -347,6 +350,14 @@ func writeEvents(w http.ResponseWriter, r *http.Request, events []string, reply 
 				fl.Flush()
 			}
 			b = b[n:]
+		}
+	}
+	if reply.EndDelay > 0 {
+		t := time.NewTimer(reply.EndDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
 		}
 	}
 }
