@@ -408,3 +408,17 @@ func (d *Duration) UnmarshalJSON(data []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// ApplySets applies "dotted.key=value" assignments in order (see Set).
+func ApplySets(c *Config, sets []string) error {
+	for _, kv := range sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return &ConfigError{Fields: []FieldError{{kv, "want KEY=VALUE, e.g. limits.memory=1GiB"}}}
+		}
+		if err := c.Set(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

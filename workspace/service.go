@@ -681,3 +681,20 @@ func updateRetry(db *badger.DB, fn func(*badger.Txn) error) error {
 		}
 	}
 }
+
+// ControlDB returns the node's control database, for subsystems that keep
+// node-wide records next to the registry (API tokens, the board). They must
+// use their own key prefixes; ws/, wskey/ and node/ belong to this package.
+func (s *Service) ControlDB() *badger.DB { return s.control }
+
+// Configure replaces workspace id's config with replacement (if not nil) and
+// then applies sets ("dotted.key=value", see Config.Set), validating the
+// result. On any error nothing changes.
+func (s *Service) Configure(ctx context.Context, id string, replacement *Config, sets []string) (*Workspace, error) {
+	return s.UpdateConfig(ctx, id, func(c *Config) error {
+		if replacement != nil {
+			*c = *replacement
+		}
+		return ApplySets(c, sets)
+	})
+}
