@@ -173,7 +173,6 @@ func labelString(names []string, joined, extraName, extraValue string) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-
 // Metrics are the series the server exports.
 type Metrics struct {
 	Registry

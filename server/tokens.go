@@ -28,9 +28,9 @@ const tokenPrefix = "bh_"
 // Token is an API token as stored: only the SHA-256 of the secret is kept.
 // Tokens are 32 random bytes, so a plain hash is as strong as a slow one.
 type Token struct {
-	ID        string    `json:"id"`    // public identifier: first 16 hex digits of the hash
-	Name      string    `json:"name"`  // free text, e.g. "ci"
-	Scope     string    `json:"scope"` // AdminScope or a workspace id
+	ID    string `json:"id"`    // public identifier: first 16 hex digits of the hash
+	Name  string `json:"name"`  // free text, e.g. "ci"
+	Scope string `json:"scope"` // AdminScope or a workspace id
 	// ScopeUID is the host uid of the workspace the token was made for. Ids
 	// can be reused after a delete; uids never are, so a token for a deleted
 	// workspace never opens a new one of the same name.
