@@ -304,41 +304,54 @@ func checkID(id string) error {
 	return nil
 }
 
-// prepare validates vec and appends the form the index stores (unit length
-// under Cosine, a copy under Dot) to dst.
-func (ix *Index) prepare(vec []float32, dst []float32) ([]float32, error) {
+// check validates vec and returns its Euclidean norm.
+func (ix *Index) check(vec []float32) (float64, error) {
 	if len(vec) != ix.cfg.Dim {
-		return dst, fmt.Errorf("%w: got %d, index has %d", ErrDimension, len(vec), ix.cfg.Dim)
+		return 0, fmt.Errorf("%w: got %d, index has %d", ErrDimension, len(vec), ix.cfg.Dim)
 	}
 	for i, x := range vec {
 		if x-x != 0 { // NaN and ±Inf are the only values for which this holds
-			return dst, fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, x)
+			return 0, fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, x)
 		}
 	}
 	n := norm(vec)
 	if n == 0 {
-		return dst, ErrZeroVector
+		return 0, ErrZeroVector
 	}
+	if ix.cfg.Metric == Dot && n > 1e15 {
+		return 0, fmt.Errorf("%w: norm %g would overflow float32 inner products", ErrNonFinite, n)
+	}
+	return n, nil
+}
+
+// store appends the form the index keeps of a checked vector of norm n to
+// dst: unit length under Cosine, a copy under Dot.
+func (ix *Index) store(dst, vec []float32, n float64) []float32 {
 	if ix.cfg.Metric == Dot {
-		if n > 1e15 {
-			return dst, fmt.Errorf("%w: norm %g would overflow float32 inner products", ErrNonFinite, n)
-		}
-		return append(dst, vec...), nil
+		return append(dst, vec...)
 	}
 	inv := 1 / n
 	for _, x := range vec {
 		dst = append(dst, float32(float64(x)*inv))
 	}
-	return dst, nil
+	return dst
+}
+
+// prepare is check then store.
+func (ix *Index) prepare(vec []float32, dst []float32) ([]float32, error) {
+	n, err := ix.check(vec)
+	if err != nil {
+		return dst, err
+	}
+	return ix.store(dst, vec, n), nil
 }
 
 func (ix *Index) put(id string, vec []float32, upsert bool) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	// Validate before taking the lock; normalise into the writer's buffer
-	// under it.
-	if _, err := ix.prepare(vec, nil); err != nil {
+	n, err := ix.check(vec)
+	if err != nil {
 		return fmt.Errorf("vector %q: %w", id, err)
 	}
 	ix.mu.Lock()
@@ -349,9 +362,9 @@ func (ix *Index) put(id string, vec []float32, upsert bool) error {
 		}
 		if ix.g == nil { // exact mode: overwrite in place
 			off := int(slot) * ix.cfg.Dim
-			// A zero-length slice with capacity Dim: prepare's appends land
-			// exactly on the slot. vec was validated above.
-			_, _ = ix.prepare(vec, ix.vecs[off:off:off+ix.cfg.Dim])
+			// A zero-length slice with capacity Dim: store's appends land
+			// exactly on the slot.
+			ix.store(ix.vecs[off:off:off+ix.cfg.Dim], vec, n)
 			return nil
 		}
 		ix.remove(slot)
@@ -359,7 +372,7 @@ func (ix *Index) put(id string, vec []float32, upsert bool) error {
 	if len(ix.ids) >= maxSlots {
 		return ErrFull
 	}
-	ix.vecs, _ = ix.prepare(vec, ix.vecs)
+	ix.vecs = ix.store(ix.vecs, vec, n)
 	slot := uint32(len(ix.ids))
 	ix.ids = append(ix.ids, id)
 	ix.slots[id] = slot

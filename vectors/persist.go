@@ -320,7 +320,7 @@ func decode(r io.Reader, checkCRC bool) (*Index, error) {
 		if dead != (id == "") {
 			return nil, corrupt("slot %d: tombstone flag and id disagree", slot)
 		}
-		if _, err := ix.prepare(probe, nil); err != nil {
+		if _, err := ix.check(probe); err != nil {
 			return nil, corrupt("slot %d: %v", slot, err)
 		}
 		if cfg.Metric == Cosine {
