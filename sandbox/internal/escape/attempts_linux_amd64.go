@@ -507,3 +507,22 @@ func mountedRO(path string) func() string {
 		return "not a mount"
 	}
 }
+
+// childAlloc touches N MiB of anonymous memory, one page at a time (the
+// memory bomb; the sandbox's cgroup must OOM-kill it).
+func childAlloc(mib string) int {
+	n, err := strconv.Atoi(mib)
+	if err != nil {
+		return 2
+	}
+	var keep [][]byte
+	for range n {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		keep = append(keep, b)
+	}
+	fmt.Println("allocated", len(keep), "MiB")
+	return 0
+}

@@ -50,6 +50,11 @@ func Main(args []string) int {
 			return childX32()
 		case "fd-check":
 			return childFDCheck(os.Stdout)
+		case "alloc":
+			if len(args) != 2 {
+				return 2
+			}
+			return childAlloc(args[1])
 		case "mkshm":
 			if len(args) != 2 {
 				return 2
