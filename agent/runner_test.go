@@ -557,3 +557,36 @@ func (failingJournal) Append(context.Context, Entry) error { return errors.New("
 func (failingJournal) Read(context.Context, string, uint64) ([]Entry, error) {
 	return nil, nil
 }
+
+func TestConcurrentRunsShareARunner(t *testing.T) {
+	e := newRunEnv(t, llmtest.OpenAI, nil)
+	e.srv.Handle(func(r *llmtest.Request) llmtest.Reply {
+		if len(r.Messages) == 1 {
+			return llmtest.ToolCall("", "echo", `{"text":"x"}`)
+		}
+		return llmtest.Text("ok")
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.runner.Run(context.Background(), RunInput{RunID: "c" + string(rune('a'+i)), Message: "go"})
+			if err == nil && (res.Text != "ok" || res.Turns != 2) {
+				err = errors.New("wrong result")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(e.echo.Calls()) != 20 {
+		t.Fatalf("%d tool calls", len(e.echo.Calls()))
+	}
+}
