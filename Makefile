@@ -38,3 +38,11 @@ bench-vectors: ## vector index: ours vs brute force vs coder/hnsw, 10k and 100k 
 .PHONY: bench-memory
 bench-memory: ## memory search: LoCoMo evidence recall@{1,5,10,25} per category (keyword-only) vs plain Bluge; hybrid p50/p99 at 100k chunks; memory after eviction
 	$(GO) test -run '^$$' -bench 'BenchmarkLoCoMo|BenchmarkHybrid100k' -benchtime 1x -timeout 60m ./memory/
+
+.PHONY: fuzz-netguard bench-netguard
+fuzz-netguard: ## fuzz the SSRF guard's host parser and the embedding answer decoders, 60s each
+	$(GO) test -run '^$$' -fuzz FuzzParseHost -fuzztime 60s ./netguard/
+	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 60s ./embed/
+
+bench-netguard: ## guarded vs plain HTTP request over loopback (fresh connection each), ratio
+	$(GO) test -run '^$$' -bench . -benchtime 3000x ./netguard/
