@@ -184,3 +184,10 @@ func New(cfg Config, guard *netguard.Guard) (Embedder, error) {
 	}
 	return e, nil
 }
+
+// Identity names what produced a vector: "provider/model/dimensions", e.g.
+// "openai/text-embedding-3-small/1536". Store it with embeddings; vectors
+// under different identities are not comparable.
+func Identity(e Embedder) string {
+	return fmt.Sprintf("%s/%s/%d", e.Name(), e.Model(), e.Dimensions())
+}

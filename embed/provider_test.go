@@ -46,8 +46,8 @@ func TestProvidersRoundTrip(t *testing.T) {
 			if f.count() != 3 {
 				t.Errorf("%d requests for 5 texts in batches of 2, want 3", f.count())
 			}
-			if e.Name() != p.provider || e.Model() != p.model || e.Dimensions() != 8 {
-				t.Errorf("Name/Model/Dimensions = %s/%s/%d", e.Name(), e.Model(), e.Dimensions())
+			if id := Identity(e); id != p.provider+"/"+p.model+"/8" {
+				t.Errorf("Identity = %s", id)
 			}
 			req := f.requests[0]
 			switch p.provider {
