@@ -21,8 +21,10 @@ import (
 type CLI struct {
 	Globals
 
+	Serve     ServeCmd     `cmd:"" help:"Run the HTTP API (and, as they land, the scheduler and web UI) on this state dir."`
 	Workspace WorkspaceCmd `cmd:"" aliases:"ws" help:"Create, list, show, configure and delete workspaces."`
 	Creds     CredsCmd     `cmd:"" help:"Manage a workspace's sealed credentials."`
+	Token     TokenCmd     `cmd:"" help:"Manage API tokens."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
 }
 
@@ -36,12 +38,13 @@ type Globals struct {
 	LogFileBackups int    `name:"log-file-backups" default:"5" help:"Rotated log files to keep."`
 
 	// set up by Main
-	Stdin  io.Reader    `kong:"-"`
-	Stdout io.Writer    `kong:"-"`
-	Stderr io.Writer    `kong:"-"`
-	Log    *slog.Logger `kong:"-"`
-	ctx    context.Context
-	svc    *workspace.Service
+	Stdin   io.Reader    `kong:"-"`
+	Stdout  io.Writer    `kong:"-"`
+	Stderr  io.Writer    `kong:"-"`
+	Log     *slog.Logger `kong:"-"`
+	ctx     context.Context
+	svc     *workspace.Service
+	backend Backend
 }
 
 // DefaultStateDir is /var/lib/bulkhead for root, else

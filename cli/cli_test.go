@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -150,7 +152,9 @@ func TestCredsNeverPrinted(t *testing.T) {
 	}
 }
 
-func TestStateDirInUse(t *testing.T) {
+// With a server holding the state dir, the CLI goes through its unix socket
+// and behaves the same; without a socket, it names the holder's pid.
+func TestThroughRunningServer(t *testing.T) {
 	dir := setup(t)
 	svc, err := workspace.Open(context.Background(), workspace.Options{StateDir: dir})
 	if err != nil {
@@ -160,6 +164,48 @@ func TestStateDirInUse(t *testing.T) {
 	r := run(t, "", "workspace", "list")
 	if want := fmt.Sprintf("in use by pid %d", os.Getpid()); r.code != 1 || !strings.Contains(r.stderr, want) {
 		t.Fatalf("got %+v, want %q", r, want)
+	}
+
+	srv, err := server.New(server.Options{Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
+	<-ready
+	defer func() { cancel(); <-done }()
+
+	if r := run(t, "", "workspace", "create", "alice", "--set", "limits.pids=99"); r.code != 0 {
+		t.Fatalf("create via socket: %+v", r)
+	}
+	if r := run(t, "", "workspace", "config", "alice", "limits.memory=1GiB", "persona=reviewer"); r.code != 0 || !strings.Contains(r.stdout, `"memory": "1GiB"`) {
+		t.Fatalf("config via socket: %+v", r)
+	}
+	if r := run(t, "tok-value", "creds", "set", "alice", "github"); r.code != 0 {
+		t.Fatalf("creds via socket: %+v", r)
+	}
+	v, err := svc.Credential(context.Background(), "alice", "github")
+	if err != nil || string(v.Reveal()) != "tok-value" {
+		t.Fatalf("credential stored via socket: %v", err)
+	}
+	// Errors keep their text and exit codes through the socket.
+	if r := run(t, "", "workspace", "show", "zed"); r.code != 1 || !strings.Contains(r.stderr, "workspace not found") {
+		t.Fatalf("not found via socket: %+v", r)
+	}
+	if r := run(t, "", "workspace", "config", "alice", "limits.nope=1"); r.code != 1 || !strings.Contains(r.stderr, "limits.nope: unknown config key") {
+		t.Fatalf("bad config via socket: %+v", r)
+	}
+	r = run(t, "", "token", "create", "alice")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "bh_") {
+		t.Fatalf("token create: %+v", r)
+	}
+	if r := run(t, "", "workspace", "delete", "alice", "--yes"); r.code != 0 {
+		t.Fatalf("delete via socket: %+v", r)
+	}
+	if r := run(t, "", "token", "list", "--json"); r.code != 0 || strings.Contains(r.stdout, `"alice"`) {
+		t.Fatalf("tokens of a deleted workspace survive: %+v", r)
 	}
 }
 

@@ -49,7 +49,7 @@ func (c *CredsSetCmd) Run(g *Globals) error {
 	if err := workspace.ValidateCredentialValue(value); err != nil {
 		return &UsageError{err}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (c *CredsListCmd) Run(g *Globals) error {
 	if err := workspace.ValidateID(c.ID); err != nil {
 		return &UsageError{err}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (c *CredsRmCmd) Run(g *Globals) error {
 	if err := workspace.ValidateCredentialName(c.Name); err != nil {
 		return &UsageError{err}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (c *CredsRotateCmd) Run(g *Globals) error {
 	if len(newPass) == 0 {
 		return &UsageError{fmt.Errorf("empty new passphrase: set %s or pipe it on stdin", NewPassphraseEnv)}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func (c *WorkspaceCreateCmd) Run(g *Globals) error {
 	if err != nil {
 		return &UsageError{err}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (c *WorkspaceCreateCmd) Run(g *Globals) error {
 	if c.JSON {
 		return writeJSON(g, w)
 	}
-	fmt.Fprintf(g.Stdout, "created workspace %s (files in %s)\n", w.ID, svc.FilesDir(w.ID))
+	fmt.Fprintf(g.Stdout, "created workspace %s (files in %s)\n", w.ID, g.filesDir(w.ID))
 	return nil
 }
 
@@ -87,7 +87,7 @@ type WorkspaceListCmd struct {
 
 // Run lists.
 func (c *WorkspaceListCmd) Run(g *Globals) error {
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (c *WorkspaceShowCmd) Run(g *Globals) error {
 	if err := workspace.ValidateID(c.ID); err != nil {
 		return &UsageError{err}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (c *WorkspaceShowCmd) Run(g *Globals) error {
 	if c.JSON {
 		return writeJSON(g, w)
 	}
-	fmt.Fprintf(g.Stdout, "id:        %s\ncreated:   %s\nupdated:   %s\nhost uid:  %d\nfiles:     %s\nconfig:\n", w.ID, w.CreatedAt.Format("2006-01-02 15:04:05Z"), w.UpdatedAt.Format("2006-01-02 15:04:05Z"), w.HostUID, svc.FilesDir(w.ID))
+	fmt.Fprintf(g.Stdout, "id:        %s\ncreated:   %s\nupdated:   %s\nhost uid:  %d\nfiles:     %s\nconfig:\n", w.ID, w.CreatedAt.Format("2006-01-02 15:04:05Z"), w.UpdatedAt.Format("2006-01-02 15:04:05Z"), w.HostUID, g.filesDir(w.ID))
 	b, _ := json.MarshalIndent(w.Config, "  ", "  ")
 	fmt.Fprintf(g.Stdout, "  %s\n", b)
 	return nil
@@ -168,7 +168,7 @@ func (c *WorkspaceConfigCmd) Run(g *Globals) error {
 			return &UsageError{setOne(&probe, kv)}
 		}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}
@@ -179,17 +179,7 @@ func (c *WorkspaceConfigCmd) Run(g *Globals) error {
 		}
 		return writeJSON(g, w.Config)
 	}
-	w, err := svc.UpdateConfig(g.Context(), c.ID, func(cfg *workspace.Config) error {
-		if replacement != nil {
-			*cfg = *replacement
-		}
-		for _, kv := range c.Set {
-			if err := setOne(cfg, kv); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	w, err := svc.Configure(g.Context(), c.ID, replacement, c.Set)
 	if err != nil {
 		return err
 	}
@@ -219,7 +209,7 @@ func (c *WorkspaceDeleteCmd) Run(g *Globals) error {
 			return fmt.Errorf("not confirmed; nothing deleted")
 		}
 	}
-	svc, err := g.Service()
+	svc, err := g.Backend()
 	if err != nil {
 		return err
 	}

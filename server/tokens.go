@@ -208,3 +208,6 @@ func (ts *TokenStore) EnsureAdmin(stateDir string) (string, error) {
 	}
 	return secret, nil
 }
+
+// NewTokenStore returns the token store kept in the control database db.
+func NewTokenStore(db *badger.DB) *TokenStore { return &TokenStore{db: db} }

@@ -698,3 +698,10 @@ func (s *Service) Configure(ctx context.Context, id string, replacement *Config,
 		return ApplySets(c, sets)
 	})
 }
+
+// Unlock derives the node key now, so a missing or wrong passphrase is
+// reported at start rather than at first use.
+func (s *Service) Unlock() error {
+	_, err := s.node()
+	return err
+}
