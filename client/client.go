@@ -225,4 +225,3 @@ func (c *Client) ListTokens(ctx context.Context, scope string) ([]server.Token, 
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil)
 }
-
