@@ -19,7 +19,8 @@ type AnthropicConfig struct {
 	// BaseURL is the API root without /v1; default https://api.anthropic.com.
 	BaseURL string
 	// HTTPClient sends the requests; the wiring passes the SSRF-guarded
-	// client here. Default http.DefaultClient.
+	// client here. Default http.DefaultClient. Its transport is used as is;
+	// redirects are always refused (see noRedirects).
 	HTTPClient *http.Client
 	// Version is the anthropic-version header; default 2023-06-01.
 	Version string
@@ -47,6 +48,7 @@ func NewAnthropic(cfg AnthropicConfig) *Anthropic {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = 8192
 	}
+	cfg.HTTPClient = noRedirects(cfg.HTTPClient)
 	return &Anthropic{cfg: cfg}
 }
 

@@ -21,7 +21,8 @@ type OpenAIConfig struct {
 	// BaseURL is the API root including /v1; default https://api.openai.com/v1.
 	BaseURL string
 	// HTTPClient sends the requests; the wiring passes the SSRF-guarded
-	// client here. Default http.DefaultClient.
+	// client here. Default http.DefaultClient. Its transport is used as is;
+	// redirects are always refused (see noRedirects).
 	HTTPClient *http.Client
 	// MaxTokensField is the request field for the output limit:
 	// "max_completion_tokens" (OpenAI's current name, default) or
@@ -49,6 +50,7 @@ func NewOpenAI(cfg OpenAIConfig) *OpenAI {
 	if cfg.MaxTokensField == "" {
 		cfg.MaxTokensField = "max_completion_tokens"
 	}
+	cfg.HTTPClient = noRedirects(cfg.HTTPClient)
 	return &OpenAI{cfg: cfg}
 }
 

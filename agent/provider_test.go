@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"strings"
 	"sync"
@@ -312,5 +314,37 @@ func TestProviderReusesConnections(t *testing.T) {
 				t.Fatalf("%d of 3 calls reused a connection, want 2", reused)
 			}
 		})
+	}
+}
+
+// A base URL that redirects (a hijacked proxy, an open redirect) must not
+// get the key sent on to the redirect target.
+func TestProviderDoesNotFollowRedirectsWithTheKey(t *testing.T) {
+	var mu sync.Mutex
+	var leaked []string
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("x-api-key")+r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	for _, p := range []Provider{
+		NewAnthropic(AnthropicConfig{BaseURL: redirector.URL}),
+		NewOpenAI(OpenAIConfig{BaseURL: redirector.URL + "/v1", HTTPClient: &http.Client{}}),
+	} {
+		_, err := p.Stream(context.Background(), NewSecret("sk-REDIRECTED-KEY-123456"), basicRequest(), func(StreamEvent) {})
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusTemporaryRedirect || Classify(err).Retryable() {
+			t.Fatalf("%s: %v", p.Name(), err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(leaked) != 0 {
+		t.Fatalf("redirect followed, target saw %q", leaked)
 	}
 }

@@ -20,6 +20,23 @@ const DefaultIdleTimeout = 90 * time.Second
 
 const maxSSELine = 16 << 20
 
+// maxResponseBytes bounds what one model call may send back.
+const maxResponseBytes = 64 << 20
+
+// noRedirects returns a copy of c (http.DefaultClient if nil) that does not
+// follow redirects (the 3xx response becomes an *APIError). A model API never redirects a POST it serves, and Go forwards
+// custom headers such as x-api-key to the redirect target, so following one
+// could hand the key to another host. The transport (the SSRF guard) is
+// shared, not copied.
+func noRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	cp := *c
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
+}
+
 var errIdle = errors.New("no data from server within idle timeout")
 
 // sseReader reads server-sent events. Lines may end in \n or \r\n; lines
@@ -105,13 +122,14 @@ type call struct {
 	timer    *time.Timer
 	idle     time.Duration
 	resp     *http.Response
+	read     int64
 }
 
 // startCall sends body to url and returns the open response, or an
 // *APIError for a non-2xx status, or a *TransportError.
 func startCall(ctx context.Context, client *http.Client, provider, model, url string, hdr http.Header, body []byte, key Secret, idle time.Duration) (*call, error) {
 	if client == nil {
-		client = http.DefaultClient
+		client = noRedirects(nil)
 	}
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
@@ -131,6 +149,11 @@ func startCall(ctx context.Context, client *http.Client, provider, model, url st
 		return nil, c.transportErr("send request", err)
 	}
 	c.resp = resp
+	if resp.StatusCode/100 == 3 {
+		c.close()
+		return nil, &APIError{Provider: provider, Model: model, Status: resp.StatusCode, Type: "redirect",
+			Message: "the api answered with a redirect, which is not followed"}
+	}
 	if resp.StatusCode/100 != 2 {
 		defer c.close()
 		b, _ := io.ReadAll(io.LimitReader(c.reader(), 64<<10))
@@ -158,8 +181,12 @@ func (c *call) reader() io.Reader { return idleReader{c} }
 type idleReader struct{ c *call }
 
 func (r idleReader) Read(p []byte) (int, error) {
+	if r.c.read >= maxResponseBytes {
+		return 0, fmt.Errorf("response longer than %d bytes", maxResponseBytes)
+	}
 	n, err := r.c.resp.Body.Read(p)
 	if n > 0 {
+		r.c.read += int64(n)
 		r.c.timer.Reset(r.c.idle)
 	}
 	return n, err
