@@ -35,6 +35,13 @@ func newIndex() *index {
 	return &index{blobs: map[ID]blobLoc{}, packs: map[ID]int64{}, loaded: map[string][]indexPack{}}
 }
 
+// reset forgets everything, so the next loadIndex reads every object anew.
+func (ix *index) reset() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.blobs, ix.packs, ix.loaded = map[ID]blobLoc{}, map[ID]int64{}, map[string][]indexPack{}
+}
+
 func (ix *index) lookup(id ID) (blobLoc, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()

@@ -67,11 +67,25 @@ var (
 	bufPool = gosync.Pool{New: func() any { return new([]byte) }}
 )
 
+// compressSample is how much of a blob is test-compressed to decide whether
+// compressing the whole blob is worth it.
+const compressSample = 32 << 10
+
 // sealBlob compresses (when that saves space) and encrypts one blob.
+// Incompressible data (media, archives, random) is recognised from a sample
+// and stored as is, which saves most of the compression cost.
 func (k *keys) sealBlob(id ID, plain []byte) []byte {
 	bp := bufPool.Get().(*[]byte)
-	z := zenc.EncodeAll(plain, append((*bp)[:0], 1))
-	if len(z) >= len(plain)+1 {
+	z := (*bp)[:0]
+	worth := true
+	if len(plain) > 2*compressSample {
+		sample := zenc.EncodeAll(plain[:compressSample], z)
+		worth = len(sample) < compressSample*97/100
+	}
+	if worth {
+		z = zenc.EncodeAll(plain, append(z[:0], 1))
+	}
+	if !worth || len(z) >= len(plain)+1 {
 		z = append(z[:0], 0)
 		z = append(z, plain...)
 	}

@@ -82,6 +82,9 @@ func (r *Repository) prune(ctx context.Context, opts PruneOptions, gcStart time.
 	if err := r.removeStaleLocks(ctx, lockName); err != nil {
 		return nil, err
 	}
+	// Read every index object anew: prune must see what is stored now,
+	// not what this handle cached.
+	r.index.reset()
 	if err := r.loadIndex(ctx); err != nil {
 		return nil, fmt.Errorf("%w (run verify)", err)
 	}

@@ -1,0 +1,194 @@
+package sync
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"testing"
+)
+
+func chunkAll(t *testing.T, data []byte, gear *[256]uint64) [][]byte {
+	t.Helper()
+	c := newChunker(bytes.NewReader(data), gear, nil)
+	var out [][]byte
+	for {
+		ch, err := c.next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(ch))
+	}
+}
+
+func testGear(t *testing.T, seed byte) *[256]uint64 {
+	k, err := deriveKeys(bytes.Repeat([]byte{seed}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &k.gear
+}
+
+func TestChunkerBounds(t *testing.T) {
+	data := make([]byte, 24<<20)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	chunks := chunkAll(t, data, testGear(t, 1))
+	var total int
+	for i, c := range chunks {
+		total += len(c)
+		if len(c) > MaxChunkSize || len(c) < MinChunkSize && i != len(chunks)-1 {
+			t.Fatalf("chunk %d has %d bytes, outside [%d, %d]", i, len(c), MinChunkSize, MaxChunkSize)
+		}
+	}
+	if !bytes.Equal(bytes.Join(chunks, nil), data) {
+		t.Fatal("chunks do not reassemble the input")
+	}
+	avg := total / len(chunks)
+	if avg < AvgChunkSize/2 || avg > 2*AvgChunkSize {
+		t.Fatalf("average chunk %d bytes over %d chunks, want about %d", avg, len(chunks), AvgChunkSize)
+	}
+	t.Logf("%d chunks, average %d KiB", len(chunks), avg>>10)
+
+	// An insertion near the start changes only the chunks around it.
+	edited := append(append(bytes.Clone(data[:3<<20]), "an insertion"...), data[3<<20:]...)
+	after := chunkAll(t, edited, testGear(t, 1))
+	seen := map[string]bool{}
+	for _, c := range chunks {
+		seen[string(c)] = true
+	}
+	changed := 0
+	for _, c := range after {
+		if !seen[string(c)] {
+			changed++
+		}
+	}
+	if changed > 2 {
+		t.Fatalf("an insertion changed %d of %d chunks", changed, len(after))
+	}
+
+	// Another key cuts elsewhere, so chunk sizes do not fingerprint content
+	// across repositories.
+	other := chunkAll(t, data, testGear(t, 2))
+	same := 0
+	for _, c := range other {
+		if seen[string(c)] {
+			same++
+		}
+	}
+	if same > len(other)/4 {
+		t.Fatalf("%d of %d chunks identical under another key", same, len(other))
+	}
+}
+
+func TestChunkerSmallAndEmpty(t *testing.T) {
+	if got := chunkAll(t, nil, testGear(t, 1)); len(got) != 0 {
+		t.Fatalf("empty input gave %d chunks", len(got))
+	}
+	got := chunkAll(t, []byte("tiny"), testGear(t, 1))
+	if len(got) != 1 || string(got[0]) != "tiny" {
+		t.Fatalf("tiny input gave %q", got)
+	}
+}
+
+// A reader that returns a few bytes per call must chunk the same way.
+func TestChunkerShortReads(t *testing.T) {
+	data := make([]byte, 9<<20)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	want := chunkAll(t, data, testGear(t, 1))
+	c := newChunker(io.LimitReader(&trickle{data: data}, int64(len(data))), testGear(t, 1), nil)
+	for i := 0; ; i++ {
+		ch, err := c.next()
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("%d chunks, want %d", i, len(want))
+			}
+			return
+		}
+		if err != nil || !bytes.Equal(ch, want[i]) {
+			t.Fatalf("chunk %d differs (err %v)", i, err)
+		}
+	}
+}
+
+type trickle struct{ data []byte }
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 70001)], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// The blob id depends on the key: a tenant holding another key cannot probe
+// whether a repository holds known content.
+func TestBlobIDDependsOnKey(t *testing.T) {
+	a, _ := deriveKeys(bytes.Repeat([]byte{1}, KeySize))
+	b, _ := deriveKeys(bytes.Repeat([]byte{2}, KeySize))
+	content := []byte("known content an attacker wants to find")
+	if a.blobID(content) == b.blobID(content) {
+		t.Fatal("two keys give the same blob id")
+	}
+	if a.blobID(content) != a.blobID(bytes.Clone(content)) {
+		t.Fatal("blob id is not deterministic")
+	}
+	// A blob sealed under one key does not open under another, even given
+	// the right id.
+	id := a.blobID(content)
+	sealed := a.sealBlob(id, content)
+	if _, err := b.openBlob(id, sealed, uint32(len(content))); err == nil {
+		t.Fatal("blob opened under another key")
+	}
+	if got, err := a.openBlob(id, sealed, uint32(len(content))); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("blob round trip: %q, %v", got, err)
+	}
+	// Moving a sealed blob to another id is detected (AAD binds the id).
+	if _, err := a.openBlob(a.blobID([]byte("other")), sealed, uint32(len(content))); err == nil {
+		t.Fatal("blob opened under another id")
+	}
+}
+
+func TestPackHeaderStandsAlone(t *testing.T) {
+	k, _ := deriveKeys(bytes.Repeat([]byte{7}, KeySize))
+	var p packBuilder
+	var ids []ID
+	for i := range 5 {
+		plain := bytes.Repeat([]byte{byte(i)}, 1000*(i+1))
+		id := k.blobID(plain)
+		ids = append(ids, id)
+		p.add(id, k.sealBlob(id, plain), len(plain))
+	}
+	data, packID := p.finish(k)
+	entries, err := k.parsePackHeader(data, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		if e.ID != ids[i] {
+			t.Fatalf("entry %d id mismatch", i)
+		}
+		plain, err := k.openBlob(e.ID, data[e.Offset:e.Offset+e.Length], e.Raw)
+		if err != nil || len(plain) != 1000*(i+1) {
+			t.Fatalf("entry %d: %d bytes, %v", i, len(plain), err)
+		}
+	}
+	if name := packName(packID); len(name) != len("data/xx/")+64 {
+		t.Fatalf("pack name %q", name)
+	}
+	if id, ok := parsePackName(packName(packID)); !ok || id != packID {
+		t.Fatal("pack name does not parse back")
+	}
+	// Truncation and a wrong key are errors, not panics.
+	for _, cut := range []int{1, 5, len(data) / 2, len(data) - 3} {
+		if _, err := k.parsePackHeader(data[:cut], int64(cut)); err == nil {
+			t.Fatalf("truncated pack (%d bytes) parsed", cut)
+		}
+	}
+	other, _ := deriveKeys(bytes.Repeat([]byte{8}, KeySize))
+	if _, err := other.parsePackHeader(data, int64(len(data))); err == nil {
+		t.Fatal("pack header opened under another key")
+	}
+}
