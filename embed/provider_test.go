@@ -185,10 +185,10 @@ func TestRetryPolicy(t *testing.T) {
 		}, 0, ErrRateLimited, 1},
 		{"slow answer times out then succeeds", func(n int) *reply {
 			if n == 1 {
-				return &reply{status: 200, body: `{}`, delay: 300 * time.Millisecond}
+				return &reply{status: 200, body: `{}`, delay: 800 * time.Millisecond}
 			}
 			return nil
-		}, 100 * time.Millisecond, nil, 2},
+		}, 250 * time.Millisecond, nil, 2},
 		{"malformed JSON not retried", func(int) *reply { return &reply{status: 200, body: `{"data":[{"index":0,"embedding":[0.1,`} }, 0, ErrMalformedResponse, 1},
 	}
 	for _, c := range cases {
