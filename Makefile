@@ -46,3 +46,7 @@ fuzz-netguard: ## fuzz the SSRF guard's host parser and the embedding answer dec
 
 bench-netguard: ## guarded vs plain HTTP request over loopback (fresh connection each), ratio
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./netguard/
+
+.PHONY: bench-fuse
+bench-fuse: ## FUSE view vs native on the same fs (root): seq/rand read+write, create/stat 10k, untar Go src, git status; passthrough and not; ratios
+	$(GO) test -run '^$$' -bench BenchmarkFUSE -benchtime 3x -timeout 60m ./fusefs/
