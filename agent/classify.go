@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/netguard"
 )
 
 // Class is what kind of failure an error is, which decides what the chain
@@ -27,6 +29,7 @@ const (
 	ClassContextOverflow Class = "context_overflow" // prompt too long: the caller compacts
 	ClassModelNotFound   Class = "model_not_found"  // 404 / unknown model: next candidate
 	ClassFormat          Class = "format"           // request rejected as malformed: not retried
+	ClassBlocked         Class = "blocked"          // the SSRF guard refused the destination: not retried, falls back
 	ClassCanceled        Class = "canceled"         // the caller's context ended
 	ClassUnknown         Class = "unknown"
 )
@@ -71,6 +74,9 @@ func Classify(err error) Class {
 	var ce *ChainError
 	if errors.As(err, &ce) {
 		return ce.Class()
+	}
+	if errors.Is(err, netguard.ErrBlocked) {
+		return ClassBlocked
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {

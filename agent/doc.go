@@ -44,6 +44,13 @@
 //     an SSE stream of a dozen event types, tested here against
 //     agent/llmtest, which speaks both protocols byte for byte.
 //
+// What the adapters do to the injected client: they copy it, keep its
+// transport (the guard's pinned dialer), refuse redirects (Go would forward
+// x-api-key to the redirect target) and clear its overall Timeout (streams
+// are bounded by the idle timeout and the run's context instead). A
+// destination the guard refuses is ClassBlocked: not retried, and the chain
+// moves on to the next candidate.
+//
 // The cost is keeping up with new event types (thinking blocks are skipped
 // today) and new error shapes; the classifier falls back on status codes
 // and message text for those.

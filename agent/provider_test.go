@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 )
 
 type protoCase struct {
@@ -346,5 +347,42 @@ func TestProviderDoesNotFollowRedirectsWithTheKey(t *testing.T) {
 	defer mu.Unlock()
 	if len(leaked) != 0 {
 		t.Fatalf("redirect followed, target saw %q", leaked)
+	}
+}
+
+// With the SSRF guard's client, a base URL on loopback (where llmtest
+// listens, like any local service an agent might aim at) is refused at dial
+// time, classified as blocked, not retried, and nothing reaches the server.
+func TestProviderThroughNetguard(t *testing.T) {
+	g, err := netguard.New(netguard.Config{Timeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := llmtest.Start(t)
+	s.Push(llmtest.Text("must not be served"))
+	p := NewOpenAI(OpenAIConfig{BaseURL: s.URL + "/v1", HTTPClient: g.Client()})
+	ch, err := NewChain(ChainConfig{Candidates: []Candidate{{Provider: p, Model: "m"}}, Keys: testKeys(),
+		Sleep: func(context.Context, time.Duration) error { t.Fatal("blocked call retried"); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ch.Stream(context.Background(), basicRequest(), nil)
+	if !errors.Is(err, netguard.ErrBlocked) || Classify(err) != ClassBlocked || len(s.Requests()) != 0 {
+		t.Fatalf("%v (class %s, %d requests)", err, Classify(err), len(s.Requests()))
+	}
+
+	// Allowed explicitly by the operator, the same endpoint works, and the
+	// guard's whole-request Timeout does not cut a slow stream short.
+	host := strings.TrimPrefix(s.URL, "http://")
+	g2, err := netguard.New(netguard.Config{Allow: []string{host}, Timeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := NewOpenAI(OpenAIConfig{BaseURL: s.URL + "/v1", HTTPClient: g2.Client()})
+	s.Reset()
+	s.Push(llmtest.Reply{Blocks: []llmtest.Block{{Text: "slow but fine"}}, Chunk: 2, Delay: 10 * time.Millisecond})
+	resp, err := p2.Stream(context.Background(), testKey, basicRequest(), func(StreamEvent) {})
+	if err != nil || resp.Message.Text() != "slow but fine" {
+		t.Fatalf("allowed endpoint: %v", err)
 	}
 }

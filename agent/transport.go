@@ -24,7 +24,9 @@ const maxSSELine = 16 << 20
 const maxResponseBytes = 64 << 20
 
 // noRedirects returns a copy of c (http.DefaultClient if nil) that does not
-// follow redirects (the 3xx response becomes an *APIError). A model API never redirects a POST it serves, and Go forwards
+// follow redirects (the 3xx response becomes an *APIError) and has no overall
+// Timeout: a stream may rightly last many minutes, so calls are bounded by the
+// idle timeout and the caller's context instead. A model API never redirects a POST it serves, and Go forwards
 // custom headers such as x-api-key to the redirect target, so following one
 // could hand the key to another host. The transport (the SSRF guard) is
 // shared, not copied.
@@ -34,6 +36,7 @@ func noRedirects(c *http.Client) *http.Client {
 	}
 	cp := *c
 	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cp.Timeout = 0
 	return &cp
 }
 
