@@ -27,7 +27,8 @@ var (
 )
 
 // APIError is a non-2xx answer from a provider. Message is the provider's
-// own error text, truncated and with the API key masked.
+// own error text, truncated and with the API key masked. Embed wraps it with
+// the provider, model and texts concerned.
 type APIError struct {
 	Provider   string
 	Model      string
@@ -38,7 +39,8 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	s := fmt.Sprintf("embed %s %s: HTTP %d %s", e.Provider, e.Model, e.Status, http.StatusText(e.Status))
+	// Provider and model are named by the wrapping error from Embed.
+	s := fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
 	if e.Code != "" {
 		s += " (" + e.Code + ")"
 	}
