@@ -139,15 +139,31 @@ func (s *Server) launch() error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		// "ready" can come before the object layer serves requests.
+		if s.serving() {
+			return nil
 		}
 	}
 	s.Stop()
 	return fmt.Errorf("minio not ready on %s after 60s", s.Endpoint)
+}
+
+func (s *Server) serving() bool {
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = c.ListBuckets(ctx)
+	return err == nil
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 10 s). Its data
