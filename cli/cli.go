@@ -26,6 +26,8 @@ type CLI struct {
 	Creds     CredsCmd     `cmd:"" help:"Manage a workspace's sealed credentials."`
 	Token     TokenCmd     `cmd:"" help:"Manage API tokens."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
+	Mount     MountCmd     `cmd:"" help:"Mount a workspace's files on DIR (read-only unless --rw) until Ctrl-C or umount."`
+	Umount    UmountCmd    `cmd:"" help:"Unmount a workspace view mounted by 'bulkhead mount'."`
 }
 
 // Globals are the flags every command accepts.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -473,4 +474,49 @@ func TestReadOnlyMount(t *testing.T) {
 	wantErrno(t, "write", os.WriteFile(filepath.Join(mnt, "a.txt"), []byte("b"), 0o644), syscall.EROFS)
 	wantErrno(t, "create", os.WriteFile(filepath.Join(mnt, "b.txt"), nil, 0o644), syscall.EROFS)
 	wantErrno(t, "remove", os.Remove(filepath.Join(mnt, "a.txt")), syscall.EROFS)
+}
+
+// TestAttackOtherHostUser checks that with Callers set, a host user other
+// than the sandbox's uid cannot use the view even though it is mounted
+// allow_other.
+func TestAttackOtherHostUser(t *testing.T) {
+	const sandboxUID, otherUID = 43210, 43211
+	backing, mnt, _ := mountView(t, Options{Callers: []uint32{sandboxUID}})
+	writeFile(t, filepath.Join(backing, "data.txt"), "tenant data")
+	// Let everyone walk to the mountpoint, so only the view can refuse.
+	for d := filepath.Dir(mnt); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(uid uint32, args ...string) error {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := run(sandboxUID, "cat", filepath.Join(mnt, "data.txt")); err != nil {
+		t.Errorf("sandbox uid cannot read: %v", err)
+	}
+	if err := run(sandboxUID, "touch", filepath.Join(mnt, "new.txt")); err != nil {
+		t.Errorf("sandbox uid cannot create: %v", err)
+	}
+	for _, args := range [][]string{
+		{"cat", filepath.Join(mnt, "data.txt")},
+		{"ls", mnt},
+		{"touch", filepath.Join(mnt, "other.txt")},
+	} {
+		err := run(otherUID, args...)
+		if err == nil || !strings.Contains(err.Error(), "ermission denied") {
+			t.Errorf("other uid %v: %v, want permission denied", args, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(backing, "new.txt")); err != nil {
+		t.Errorf("file made by the sandbox uid: %v", err)
+	} else if uid := st.Sys().(*syscall.Stat_t).Uid; uid != sandboxUID {
+		t.Errorf("new file owned by %d, want the caller %d", uid, sandboxUID)
+	}
 }

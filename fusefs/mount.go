@@ -25,6 +25,12 @@ type Options struct {
 	// NoAllowOther limits access to the user who mounted. By default other
 	// users may enter the mount, as the sandbox's unprivileged uid must.
 	NoAllowOther bool
+	// Callers, if not empty, are the only uids (besides root) whose
+	// processes may use the mount; everyone else gets EACCES. With
+	// allow_other this keeps other host users out of a sandbox's view. The
+	// kernel may still answer a stat from its attribute cache for up to
+	// CacheTimeout without asking the server.
+	Callers []uint32
 	// CacheTimeout is how long the kernel may cache names and attributes.
 	// Zero means one second. SetPolicy invalidates cached names at once.
 	CacheTimeout time.Duration

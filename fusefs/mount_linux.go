@@ -54,7 +54,7 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 	if err != nil {
 		return nil, err
 	}
-	sys := &fsys{b: b, quota: opts.Quota, readOnly: opts.ReadOnly, asRoot: os.Geteuid() == 0}
+	sys := &fsys{b: b, quota: opts.Quota, readOnly: opts.ReadOnly, asRoot: os.Geteuid() == 0, callers: slices.Clone(opts.Callers)}
 	sys.policy.Store(pol)
 	root := &node{sys: sys}
 	sys.root = root

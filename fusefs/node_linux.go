@@ -23,7 +23,23 @@ type fsys struct {
 	quota    *Quota
 	readOnly bool
 	asRoot   bool
+	callers  []uint32
 	root     *node
+}
+
+// allowed checks that the calling process may use the mount at all.
+func (s *fsys) allowed(ctx context.Context) syscall.Errno {
+	if len(s.callers) == 0 {
+		return 0
+	}
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return syscall.EACCES
+	}
+	if caller.Uid == 0 || slices.Contains(s.callers, caller.Uid) {
+		return 0
+	}
+	return syscall.EACCES
 }
 
 func (s *fsys) pol() *Policy { return s.policy.Load() }
@@ -222,6 +238,9 @@ func (s *fsys) chownToCaller(ctx context.Context, dirfd int, name string) error 
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -238,6 +257,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 }
 
 func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.relPath()
 	if errno != 0 {
 		return nil, errno
@@ -255,6 +277,9 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	if fg, ok := f.(gofs.FileGetattrer); ok {
 		return fg.Getattr(ctx, out)
 	}
@@ -271,6 +296,9 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 }
 
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	rel, errno := n.relPath()
 	if errno != 0 {
 		return errno
@@ -285,6 +313,9 @@ func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	var st syscall.Statfs_t
 	if err := syscall.Fstatfs(n.sys.b.fd, &st); err != nil {
 		return gofs.ToErrno(err)
@@ -307,6 +338,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.relPath()
 	if errno != 0 {
 		return nil, errno
@@ -341,6 +375,9 @@ func wantsWrite(flags uint32) bool {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, 0, errno
+	}
 	rel, errno := n.relPath()
 	if errno != 0 {
 		return nil, 0, errno
@@ -384,6 +421,9 @@ func (n *node) truncateFd(fd int) syscall.Errno {
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	rel, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, nil, 0, errno
@@ -471,6 +511,9 @@ func unlinkFile(dfd int, name string) { unix.Unlinkat(dfd, name, 0) }
 func removeDir(dfd int, name string)  { unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR) }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -484,6 +527,9 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -497,6 +543,9 @@ func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *f
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	rel, errno := n.childPath(name)
 	if errno != 0 {
 		return nil, errno
@@ -510,6 +559,9 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return nil, errno
+	}
 	tn, ok := target.(*node)
 	if !ok || tn.sys != n.sys {
 		return nil, syscall.EXDEV
@@ -575,14 +627,23 @@ func (n *node) remove(name string, flags int) syscall.Errno {
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	return n.remove(name, 0)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	return n.remove(name, unix.AT_REMOVEDIR)
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	np, ok := newParent.(*node)
 	if !ok || np.sys != n.sys {
 		return syscall.EXDEV
@@ -641,6 +702,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 }
 
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.sys.allowed(ctx); errno != 0 {
+		return errno
+	}
 	rel, errno := n.relPath()
 	if errno != 0 {
 		return errno
