@@ -25,6 +25,7 @@ type CLI struct {
 	Workspace WorkspaceCmd `cmd:"" aliases:"ws" help:"Create, list, show, configure and delete workspaces."`
 	Creds     CredsCmd     `cmd:"" help:"Manage a workspace's sealed credentials."`
 	Token     TokenCmd     `cmd:"" help:"Manage API tokens."`
+	Memory    MemoryCmd    `cmd:"" help:"Add, search, list, remove and reindex a workspace's memory."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
 	Mount     MountCmd     `cmd:"" help:"Mount a workspace's files on DIR (read-only unless --rw) until Ctrl-C or umount."`
 	Umount    UmountCmd    `cmd:"" help:"Unmount a workspace view mounted by 'bulkhead mount'."`

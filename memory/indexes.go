@@ -23,6 +23,9 @@ type indexState struct {
 	Format   int    `json:"format"`
 	Instance string `json:"instance"`
 	Seq      uint64 `json:"seq"`
+	// Model and Dim describe the saved vector index, if any.
+	Model string `json:"model,omitempty"`
+	Dim   int    `json:"dim,omitempty"`
 }
 
 // indexes are the loaded derived indexes.
@@ -31,10 +34,13 @@ type indexes struct {
 	vec     *vectors.Index // nil without an embedder or embeddings
 	model   string         // embedding model vec holds
 	applied uint64         // sequence the indexes reflect
+	// vecDirty: vec differs from the file saved in the index directory.
+	vecDirty bool
 }
 
 func (s *Store) statePath() string { return filepath.Join(s.dir, "state.json") }
 func (s *Store) textDir() string   { return filepath.Join(s.dir, "text") }
+func (s *Store) vecDir() string    { return filepath.Join(s.dir, "vectors") }
 
 // loaded returns the indexes, loading them if needed, with imu held shared;
 // the caller must call s.imu.RUnlock when done with them.
@@ -103,13 +109,16 @@ func (s *Store) loadLocked(ctx context.Context) error {
 		if err := os.RemoveAll(s.textDir()); err != nil {
 			return fmt.Errorf("remove text index: %w", err)
 		}
+		if err := os.RemoveAll(s.vecDir()); err != nil {
+			return fmt.Errorf("remove vector index: %w", err)
+		}
 	}
 	text, err := textindex.OpenBluge(s.textDir())
 	if err != nil {
 		return err
 	}
 	ix := &indexes{text: text}
-	if err := s.loadVectors(ctx, ix, m); err != nil {
+	if err := s.loadVectors(ctx, ix, m, st, reason != ""); err != nil {
 		_ = text.Close()
 		return err
 	}
@@ -130,16 +139,24 @@ func (s *Store) loadLocked(ctx context.Context) error {
 	s.imu.Lock()
 	s.ix = ix
 	s.imu.Unlock()
-	// Bluge batches are durable when they return, so the text index now
-	// covers m.Seq: record it and drop the log it no longer needs.
-	return s.checkpointLocked()
+	// Record that the directory now covers m.Seq and drop the log it no
+	// longer needs.
+	return s.checkpoint(ctx, ix)
 }
 
-// loadVectors fills the vector index from the stored embeddings of the
-// embedder's model.
-func (s *Store) loadVectors(ctx context.Context, ix *indexes, m meta) error {
+// loadVectors loads the saved vector index when the state vouches for it,
+// else builds one from the stored embeddings of the embedder's model.
+func (s *Store) loadVectors(ctx context.Context, ix *indexes, m meta, st indexState, rebuild bool) error {
 	if s.emb == nil || m.Dim == 0 || m.Model != s.emb.Model() {
 		return nil
+	}
+	if !rebuild && st.Model == m.Model && st.Dim == m.Dim {
+		vec, err := vectors.LoadFile(ctx, s.vecDir())
+		if err == nil && vec.Config().Dim == m.Dim {
+			ix.vec, ix.model = vec, m.Model
+			return nil
+		}
+		s.log.Info("rebuilding memory vector index", "reason", err)
 	}
 	vec, err := vectors.New(vectors.Config{Dim: m.Dim})
 	if err != nil {
@@ -171,7 +188,7 @@ func (s *Store) loadVectors(ctx context.Context, ix *indexes, m meta) error {
 	if err != nil {
 		return fmt.Errorf("load vectors: %w", err)
 	}
-	ix.vec, ix.model = vec, m.Model
+	ix.vec, ix.model, ix.vecDirty = vec, m.Model, true
 	return nil
 }
 
@@ -319,6 +336,7 @@ func (ix *indexes) apply(ctx context.Context, s *Store, ids []string) error {
 		}
 	}
 	if ix.vec != nil {
+		ix.vecDirty = true
 		for _, d := range docs {
 			if v, ok := vecs[d.ID]; ok {
 				if err := ix.vec.Upsert(d.ID, v); err != nil {
@@ -347,9 +365,13 @@ func (s *Store) readState() (indexState, error) {
 	return st, nil
 }
 
-// writeState atomically records that the index directory covers seq.
-func (s *Store) writeState(seq uint64) error {
-	b, err := json.Marshal(indexState{Format: stateFormat, Instance: s.inst, Seq: seq})
+// writeState atomically records the sequence the index directory covers.
+func (s *Store) writeState(ix *indexes) error {
+	st := indexState{Format: stateFormat, Instance: s.inst, Seq: ix.applied}
+	if ix.vec != nil {
+		st.Model, st.Dim = ix.model, ix.vec.Config().Dim
+	}
+	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
@@ -374,14 +396,23 @@ func (s *Store) writeState(seq uint64) error {
 	return nil
 }
 
-// checkpointLocked records the applied sequence and trims the change log up
-// to it. The caller holds wmu and the indexes are loaded.
-func (s *Store) checkpointLocked() error {
-	seq := s.ix.applied
-	if err := s.writeState(seq); err != nil {
+// checkpoint saves the vector index if it changed, records the sequence the
+// index directory now covers, and trims the change log up to it. The text
+// index needs no flush: Bluge batches are durable when they return.
+func (s *Store) checkpoint(ctx context.Context, ix *indexes) error {
+	if ix.vec != nil && ix.vecDirty {
+		if err := os.MkdirAll(s.vecDir(), 0o700); err != nil {
+			return fmt.Errorf("create vector index directory: %w", err)
+		}
+		if err := ix.vec.SaveFile(ctx, s.vecDir()); err != nil {
+			return err
+		}
+		ix.vecDirty = false
+	}
+	if err := s.writeState(ix); err != nil {
 		return err
 	}
-	return s.trimLog(seq)
+	return s.trimLog(ix.applied)
 }
 
 // trimLog deletes change-log entries up to seq, a bounded batch per
@@ -457,10 +488,7 @@ func (s *Store) evictLocked() error {
 	if err := ix.text.Close(); err != nil {
 		return err
 	}
-	if err := s.writeState(ix.applied); err != nil {
-		return err
-	}
-	return s.trimLog(ix.applied)
+	return s.checkpoint(context.Background(), ix)
 }
 
 // dropIndexesLocked forgets the indexes without recording a checkpoint, so
@@ -494,4 +522,22 @@ func (s *Store) evictIdle() {
 	if err := s.Evict(); err != nil {
 		s.log.Warn("evict idle memory indexes", "err", err)
 	}
+}
+
+// Reindex throws the index directory's contents away and rebuilds both
+// indexes from Badger.
+func (s *Store) Reindex(ctx context.Context) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.dropIndexesLocked()
+	if err := os.Remove(s.statePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reindex: remove index state: %w", err)
+	}
+	if err := s.loadLocked(ctx); err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	return nil
 }

@@ -442,3 +442,20 @@ func TestCrashRepair(t *testing.T) {
 		}
 	}
 }
+
+func TestReindex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, openDB(t, t.TempDir()), "", dir, &hashEmbedder{dim: 8})
+	if _, err := s.Add(ctx, []memory.Chunk{{ID: "a", Text: "reindex me"}}); err != nil {
+		t.Fatal(err)
+	}
+	search(t, s, "reindex")
+	if err := s.Reindex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := search(t, s, "reindex"); !contains(hitIDs(r), "a") || r.Mode != "hybrid" {
+		t.Fatalf("after reindex: %v %s", hitIDs(r), r.Mode)
+	}
+}
