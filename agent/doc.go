@@ -6,8 +6,11 @@
 //
 // The package knows nothing of tenants, sandboxes or storage. Where the loop
 // needs the world it declares a small interface: ToolExecutor (runs a command
-// in a workspace's sandbox), Memory (search and store), Journal (append-only
-// run events), and the caller wires implementations in.
+// in a workspace's sandbox), Files (the workspace tree under its path policy;
+// *fusefs.Tree), Memory (search and store), MemoryFlusher, Journal
+// (append-only run events), and the caller wires implementations in. The
+// tools built on them — bash, read_file, write_file, edit_file, list_dir,
+// glob, grep, memory_search, memory_store, spawn_subagent — live here.
 //
 // # Terms
 //
