@@ -22,9 +22,9 @@ func (f rootFiles) WriteFile(rel string, b []byte, perm fs.FileMode) error {
 	return f.r.WriteFile(rel, b, perm)
 }
 func (f rootFiles) MkdirAll(rel string, perm fs.FileMode) error { return f.r.MkdirAll(rel, perm) }
-func (f rootFiles) Stat(rel string) (fs.FileInfo, error)         { return f.r.Stat(rel) }
-func (f rootFiles) ReadDir(rel string) ([]fs.DirEntry, error)    { return fs.ReadDir(f.r.FS(), rel) }
-func (f rootFiles) WalkDir(rel string, fn fs.WalkDirFunc) error  { return fs.WalkDir(f.r.FS(), rel, fn) }
+func (f rootFiles) Stat(rel string) (fs.FileInfo, error)        { return f.r.Stat(rel) }
+func (f rootFiles) ReadDir(rel string) ([]fs.DirEntry, error)   { return fs.ReadDir(f.r.FS(), rel) }
+func (f rootFiles) WalkDir(rel string, fn fs.WalkDirFunc) error { return fs.WalkDir(f.r.FS(), rel, fn) }
 
 func fileToolMap(t *testing.T, files Files, lim FileToolLimits) map[string]Tool {
 	t.Helper()
