@@ -94,8 +94,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.Seed = 1
 	}
 	switch {
-	case c.ExactThreshold < 1:
-		return c, fmt.Errorf("%w: exact threshold %d < 1", ErrInvalidConfig, c.ExactThreshold)
+	case c.ExactThreshold < 1 || c.ExactThreshold > maxSlots:
+		return c, fmt.Errorf("%w: exact threshold %d not in [1, %d]", ErrInvalidConfig, c.ExactThreshold, maxSlots)
 	case c.M < 2 || c.M > 256:
 		return c, fmt.Errorf("%w: M %d not in [2, 256]", ErrInvalidConfig, c.M)
 	case c.EfConstruction < 1 || c.EfConstruction > 1<<16:
@@ -255,9 +255,10 @@ func (ix *Index) search(query []float32, k, ef int, exact bool) ([]Result, error
 	if exact || ix.g == nil {
 		hits = ix.bruteForce(s, q, k)
 	} else {
-		if ef < k {
-			ef = max(ix.cfg.EfSearch, k)
+		if ef == 0 {
+			ef = ix.cfg.EfSearch
 		}
+		ef = max(ef, k)
 		hits = ix.searchGraph(s, q, k, ef)
 	}
 	out := make([]Result, len(hits))

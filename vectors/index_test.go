@@ -67,6 +67,7 @@ func TestConfigValidation(t *testing.T) {
 		{"M too small", Config{Dim: 4, M: 1}},
 		{"M too large", Config{Dim: 4, M: 1000}},
 		{"negative threshold", Config{Dim: 4, ExactThreshold: -5}},
+		{"huge threshold", Config{Dim: 4, ExactThreshold: 1 << 40}},
 		{"negative efConstruction", Config{Dim: 4, EfConstruction: -1}},
 		{"negative efSearch", Config{Dim: 4, EfSearch: -1}},
 		{"ratio above one", Config{Dim: 4, MaxTombstoneRatio: 2}},
@@ -430,5 +431,31 @@ func TestCallerSliceNotRetained(t *testing.T) {
 	res, _ := ix.Search([]float32{1, 0}, 1)
 	if res[0].Score != 1 {
 		t.Fatalf("index aliases the caller's slice: score %v", res[0].Score)
+	}
+}
+
+func TestSearchEfBelowKStillReturnsK(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 8))
+	ix := mustNew(t, Config{Dim: 8, ExactThreshold: 20})
+	for i, v := range randVecs(rng, 200, 8) {
+		if err := ix.Add(fmt.Sprint(i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := randVecs(rng, 1, 8)[0]
+	for _, ef := range []int{1, 5, 10, 300} {
+		res, err := ix.SearchEf(q, 10, ef)
+		if err != nil || len(res) != 10 {
+			t.Fatalf("SearchEf(k=10, ef=%d) = %d results, %v", ef, len(res), err)
+		}
+	}
+	// A wide search on 200 vectors is exact.
+	wide, _ := ix.SearchEf(q, 10, 300)
+	exact, _ := ix.SearchExact(q, 10)
+	for i := range exact {
+		if wide[i].ID != exact[i].ID {
+			t.Fatalf("ef=300 over 200 vectors differs from exact: %v vs %v", wide, exact)
+		}
 	}
 }

@@ -257,7 +257,7 @@ func decode(r io.Reader, checkCRC bool) (*Index, error) {
 	if d.err != nil {
 		return nil, corrupt("header: %v", d.err)
 	}
-	if cfg.Metric > 255 || cfg.ExactThreshold == 0 || cfg.M == 0 || cfg.EfConstruction == 0 ||
+	if f[1] > 255 || cfg.ExactThreshold == 0 || cfg.M == 0 || cfg.EfConstruction == 0 ||
 		cfg.EfSearch == 0 || cfg.MaxTombstoneRatio == 0 || cfg.Seed == 0 {
 		return nil, corrupt("header: zero config field")
 	}
