@@ -72,14 +72,14 @@ func (j *MemJournal) Read(_ context.Context, runID string, after uint64) ([]Entr
 }
 
 // Replay rebuilds the transcript after a run from the session's history
-// before the run and the run's journal entries: the user message, assistant
+// before the run (repaired as the runner repairs it, see RepairTranscript) and the run's journal entries: the user message, assistant
 // turns, and tool results grouped into one user message per turn. A
 // compaction entry replaces the first Replaced messages of the transcript
 // with its summary message. If the run stopped between a tool call and its result
 // (a crash), the missing results are filled in as failed calls so that the
 // transcript is valid to send to a model again.
 func Replay(history []Message, entries []Entry) []Message {
-	msgs := append([]Message(nil), history...)
+	msgs := RepairTranscript(history)
 	var pending []Part // tool uses of the last assistant turn not yet answered
 	var results []Part
 	flush := func() {
@@ -126,4 +126,63 @@ func Replay(history []Message, entries []Entry) []Message {
 	}
 	flush()
 	return msgs
+}
+
+// RepairTranscript returns msgs made valid to send to a model: every tool
+// call of an assistant message is answered in the message after it (missing
+// answers are added as failed calls), and tool results that answer no call
+// of the message before them are dropped. A transcript the runner wrote is
+// already valid; this is for history that came from elsewhere (an older
+// store, a crash between steps, a hand-edited session).
+func RepairTranscript(msgs []Message) []Message {
+	out := make([]Message, 0, len(msgs)+1)
+	var pending []Part
+	for _, m := range msgs {
+		if m.Role == RoleUser {
+			want := map[string]bool{}
+			for _, u := range pending {
+				want[u.ID] = true
+			}
+			parts := make([]Part, 0, len(m.Parts)+len(pending))
+			seen := map[string]bool{}
+			for _, p := range m.Parts {
+				if p.Type == PartToolResult {
+					if !want[p.ID] || seen[p.ID] {
+						continue
+					}
+					seen[p.ID] = true
+				}
+				parts = append(parts, p)
+			}
+			for _, u := range pending {
+				if !seen[u.ID] {
+					parts = append(parts, Part{Type: PartToolResult, ID: u.ID, Text: "interrupted: no result was recorded for this tool call", IsError: true})
+				}
+			}
+			pending = nil
+			if len(parts) == 0 {
+				continue
+			}
+			m.Parts = parts
+			out = append(out, m)
+			continue
+		}
+		if len(pending) > 0 {
+			out = append(out, Message{Role: RoleUser, Parts: interrupted(pending)})
+		}
+		out = append(out, m)
+		pending = m.ToolUses()
+	}
+	if len(pending) > 0 {
+		out = append(out, Message{Role: RoleUser, Parts: interrupted(pending)})
+	}
+	return out
+}
+
+func interrupted(uses []Part) []Part {
+	out := make([]Part, len(uses))
+	for i, u := range uses {
+		out[i] = Part{Type: PartToolResult, ID: u.ID, Text: "interrupted: no result was recorded for this tool call", IsError: true}
+	}
+	return out
 }

@@ -195,3 +195,27 @@ func TestRegistryRejectsBadTools(t *testing.T) {
 		t.Fatal("duplicate accepted")
 	}
 }
+
+// History with a dangling tool call (a crash between steps) and an orphan
+// tool result is repaired before it is sent, so the API accepts the request.
+func TestRunRepairsBrokenHistory(t *testing.T) {
+	for _, pc := range protos {
+		e := newRunEnv(t, pc.proto, nil)
+		e.srv.Push(llmtest.Text("fine"))
+		history := []Message{
+			UserText("first"),
+			{Role: RoleAssistant, Parts: []Part{{Type: PartToolUse, ID: "lost", Name: "echo", Input: json.RawMessage(`{}`)}}},
+			// no tool result: the process died here
+			{Role: RoleAssistant, Parts: []Part{{Type: PartText, Text: "resumed"}}},
+			{Role: RoleUser, Parts: []Part{{Type: PartToolResult, ID: "orphan", Text: "x"}, {Type: PartText, Text: "and then"}}},
+			{Role: RoleAssistant, Parts: []Part{{Type: PartToolUse, ID: "last", Name: "echo", Input: json.RawMessage(`{}`)}}},
+		}
+		res, err := e.runner.Run(context.Background(), RunInput{History: history, Message: "continue"})
+		if err != nil {
+			t.Fatalf("%s: %v", pc.name, err)
+		}
+		if res.Text != "fine" || strings.Contains(string(e.srv.Requests()[0].Body), "orphan") {
+			t.Fatalf("%s: %s", pc.name, e.srv.Requests()[0].Body)
+		}
+	}
+}

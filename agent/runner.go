@@ -253,7 +253,7 @@ func (r *Runner) Run(ctx context.Context, in RunInput) (*RunResult, error) {
 		}
 	}
 	st := &runState{r: r, id: in.RunID, res: res, window: r.cfg.ContextWindow, emit: emit}
-	st.msgs = append(append(make([]Message, 0, len(in.History)+8), in.History...), UserText(info.Message))
+	st.msgs = append(append(make([]Message, 0, len(in.History)+8), RepairTranscript(in.History)...), UserText(info.Message))
 
 	runCtx, cancel := context.WithTimeoutCause(ctx, r.cfg.Limits.MaxWallTime,
 		&LimitError{Limit: "wall_time", Value: r.cfg.Limits.MaxWallTime.String()})
