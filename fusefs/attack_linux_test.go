@@ -520,3 +520,42 @@ func TestAttackOtherHostUser(t *testing.T) {
 		t.Errorf("new file owned by %d, want the caller %d", uid, sandboxUID)
 	}
 }
+
+// TestTreeChangesSeenByMount checks that a host-side write through a Tree
+// wired to the mount is visible in the mount at once, even with a long
+// cache timeout.
+func TestTreeChangesSeenByMount(t *testing.T) {
+	backing, mnt, srv := mountView(t, Options{CacheTimeout: time.Hour})
+	tree, err := OpenTree(backing, TreeOptions{OnChange: srv.Invalidate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if err := tree.WriteFile("notes.md", []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(mnt, "notes.md")); err != nil || st.Size() != 2 {
+		t.Fatalf("first stat = %v, %v", st, err)
+	}
+	if err := tree.WriteFile("notes.md", []byte("version two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(mnt, "notes.md")); err != nil || st.Size() != int64(len("version two")) {
+		t.Errorf("stat after host write: %v, %v", st, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "notes.md")); err != nil || string(b) != "version two" {
+		t.Errorf("read after host write = %q, %v", b, err)
+	}
+	if err := tree.Rename("notes.md", "old.md"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "notes.md")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after host rename: %v", err)
+	}
+	if err := tree.Remove("old.md"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "old.md")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat after host remove: %v", err)
+	}
+}

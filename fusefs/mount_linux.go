@@ -102,6 +102,7 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &negative,
+		NullPermissions: true,
 		RootStableAttr:  &gofs.StableAttr{Ino: rootSt.Ino, Gen: 1},
 	}
 	fsrv, err := gofs.Mount(mountpoint, root, fopts)
@@ -172,6 +173,31 @@ func (s *Server) SetPolicy(p *Policy) {
 	}
 	walk(&s.sys.root.Inode)
 	s.log.Info("fuse view policy changed", "policy", p.String())
+}
+
+// Invalidate drops what the kernel caches about rel (its attributes, its
+// data pages and its name), so a change made beside the mount, such as by
+// a Tree over the same directory, is seen at the next access instead of
+// after CacheTimeout. Unknown paths are ignored.
+func (s *Server) Invalidate(rel string) {
+	segs, err := splitRel(rel)
+	if err != nil {
+		return
+	}
+	dir := &s.sys.root.Inode
+	for i, name := range segs {
+		child := dir.GetChild(name)
+		if child == nil {
+			return
+		}
+		if i == len(segs)-1 {
+			child.NotifyContent(0, 0)
+			dir.NotifyEntry(name)
+			return
+		}
+		dir = child
+	}
+	dir.NotifyContent(0, 0)
 }
 
 // Unmount unmounts the view and waits for the server to stop. If the mount

@@ -27,6 +27,9 @@ func (s *Server) Policy() *Policy { return nil }
 // SetPolicy replaces the policy.
 func (s *Server) SetPolicy(p *Policy) {}
 
+// Invalidate does nothing.
+func (s *Server) Invalidate(rel string) {}
+
 // Unmount returns errors.ErrUnsupported.
 func (s *Server) Unmount() error { return errors.ErrUnsupported }
 

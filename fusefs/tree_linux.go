@@ -31,6 +31,11 @@ type TreeOptions struct {
 	// workspace's host uid, so the sandbox sees its own files).
 	UID, GID int
 	Chown    bool
+	// OnChange, if set, is called with the resolved path of every entry
+	// the Tree creates, changes, removes or renames (both names), so a
+	// mount of the same directory can drop its caches: pass
+	// (*Server).Invalidate.
+	OnChange func(rel string)
 }
 
 // Tree is the host-side route into a backing directory: the agent's file
@@ -69,6 +74,15 @@ func OpenTree(dir string, opts TreeOptions) (*Tree, error) {
 
 // Close releases the tree's directory descriptor.
 func (t *Tree) Close() error { return t.b.close() }
+
+func (t *Tree) changed(rel ...string) {
+	if t.opts.OnChange == nil {
+		return
+	}
+	for _, r := range rel {
+		t.opts.OnChange(r)
+	}
+}
 
 // SetPolicy replaces the policy for every later call.
 func (t *Tree) SetPolicy(p *Policy) { t.policy.Store(p) }
@@ -360,6 +374,7 @@ func (t *Tree) WriteFile(rel string, data []byte, perm fs.FileMode) error {
 		return fail(err)
 	}
 	n, err := f.Write(data)
+	t.changed(r)
 	if err != nil {
 		t.quota.addBytes(int64(n - len(data)))
 		return pathErr("write", rel, err)
@@ -393,6 +408,7 @@ func (t *Tree) MkdirAll(rel string, perm fs.FileMode) error {
 		if err := t.mkdir(r, perm); err != nil && !errors.Is(err, unix.EEXIST) {
 			return pathErr("mkdir", prefix, err)
 		}
+		t.changed(r)
 	}
 	return nil
 }
@@ -457,6 +473,7 @@ func (t *Tree) Remove(rel string) error {
 		return pathErr("remove", rel, err)
 	}
 	forgetRemovedIn(t.quota, &st)
+	t.changed(r)
 	return nil
 }
 
@@ -494,6 +511,7 @@ func (t *Tree) Rename(from, to string) error {
 	if err := unix.Renameat(ffd, fname, tfd, tname); err != nil {
 		return pathErr("rename", from, err)
 	}
+	t.changed(rf, rt)
 	if terr == nil && !(fst.Dev == tst.Dev && fst.Ino == tst.Ino) {
 		forgetRemovedIn(t.quota, &tst)
 	}
