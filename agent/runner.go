@@ -417,6 +417,7 @@ func (st *runState) callTool(ctx context.Context, use Part) Part {
 	out.Output = TruncateMiddle(out.Output, cfg.Limits.MaxToolOutput, "tool output")
 	if h := cfg.Hooks.AfterToolCall; h != nil {
 		h(ctx, *call, out)
+		out.Output = TruncateMiddle(out.Output, cfg.Limits.MaxToolOutput, "tool output")
 	}
 	st.emit(Event{Kind: EventToolResult, RunID: st.id, Tool: call, Result: out})
 	return Part{Type: PartToolResult, ID: use.ID, Text: out.Output, IsError: out.IsError}

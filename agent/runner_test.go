@@ -590,3 +590,24 @@ func TestConcurrentRunsShareARunner(t *testing.T) {
 		t.Fatalf("%d tool calls", len(e.echo.Calls()))
 	}
 }
+
+func TestAfterToolCallRewritesOutput(t *testing.T) {
+	var seen []string
+	e := newRunEnv(t, llmtest.Anthropic, func(c *RunnerConfig) {
+		c.Hooks.AfterToolCall = func(_ context.Context, call ToolCall, out *ToolOutcome) {
+			seen = append(seen, call.Name+":"+out.Output)
+			out.Output = strings.ReplaceAll(out.Output, "hi", "[redacted]")
+		}
+	})
+	e.srv.Push(llmtest.ToolCall("t1", "echo", `{"text":"hi"}`), llmtest.Text("ok"))
+	res, err := e.run(context.Background(), "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != "echo:echo: hi" || res.Transcript[2].Parts[0].Text != "echo: [redacted]" {
+		t.Fatalf("seen %v result %q", seen, res.Transcript[2].Parts[0].Text)
+	}
+	if strings.Contains(string(e.srv.Requests()[1].Body), "echo: hi") {
+		t.Fatal("unredacted output sent to the model")
+	}
+}
