@@ -219,3 +219,29 @@ func TestRunRepairsBrokenHistory(t *testing.T) {
 		}
 	}
 }
+
+type fakeSkills struct {
+	got []string
+}
+
+func (f *fakeSkills) RunSkill(_ context.Context, skill string, params json.RawMessage) (string, error) {
+	f.got = append(f.got, skill+" "+string(params))
+	return "sunny, 21C", nil
+}
+
+func TestSkillToolInARun(t *testing.T) {
+	sk := &fakeSkills{}
+	tool := SkillTool(SkillInfo{Name: "weather", Description: "current weather"}, nil, sk)
+	e := newRunEnv(t, llmtest.OpenAI, nil, tool)
+	e.srv.Push(llmtest.ToolCall("s", "skill_weather", `{"city":"Lisbon"}`), llmtest.Text("Sunny."))
+	res, err := e.run(context.Background(), "weather?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sk.got) != 1 || sk.got[0] != `weather {"city":"Lisbon"}` || res.Transcript[2].Parts[0].Text != "sunny, 21C" {
+		t.Fatalf("%v %+v", sk.got, res.Transcript[2])
+	}
+	if tools := e.srv.Requests()[0].Tools; !strings.Contains(strings.Join(tools, ","), "skill_weather") {
+		t.Fatalf("tools offered %v", tools)
+	}
+}

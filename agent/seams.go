@@ -154,3 +154,34 @@ func MemoryTools(mem Memory) []Tool {
 	}
 	return []Tool{search, store}
 }
+
+// SkillRunner runs a registered skill in its own sandbox (its directory
+// read-only, no workspace files, the workspace's credentials for it as env)
+// with params as JSON on stdin, and returns its stdout. The credentials stay
+// inside the implementation: the agent gets stdout only, and the
+// implementation removes the credential values from it.
+type SkillRunner interface {
+	RunSkill(ctx context.Context, skill string, params json.RawMessage) (string, error)
+}
+
+// SkillTool is the tool for one enabled skill: "skill_<name>", described by
+// the skill's SKILL.md summary, taking any JSON object (or schema, if the
+// skill declares one) and passing it to run.
+func SkillTool(info SkillInfo, schema json.RawMessage, run SkillRunner) Tool {
+	if len(schema) == 0 {
+		schema = json.RawMessage(`{"type":"object","additionalProperties":true}`)
+	}
+	name := info.Name
+	return FuncTool{
+		ToolName:        "skill_" + name,
+		ToolDescription: info.Description,
+		ToolSchema:      schema,
+		Fn: func(ctx context.Context, args json.RawMessage) (string, error) {
+			out, err := run.RunSkill(ctx, name, args)
+			if err != nil {
+				return out, fmt.Errorf("skill %s: %w", name, err)
+			}
+			return out, nil
+		},
+	}
+}
