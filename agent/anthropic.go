@@ -127,6 +127,9 @@ func (a *Anthropic) encode(req *Request) ([]byte, error) {
 
 // Stream implements Provider.
 func (a *Anthropic) Stream(ctx context.Context, key Secret, req *Request, on func(StreamEvent)) (*Response, error) {
+	if on == nil {
+		on = func(StreamEvent) {}
+	}
 	body, err := a.encode(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", a.cfg.Name, err)

@@ -339,3 +339,34 @@ func testKeys() map[string]*KeyPool {
 		"openai":    NewKeyPool("openai", testKey),
 	}
 }
+
+func TestNewProviderByName(t *testing.T) {
+	s := llmtest.Start(t)
+	for _, name := range ProviderNames() {
+		p, err := NewProvider(name, "", nil)
+		if err != nil || p.Name() != name {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := NewProvider("acme", "", nil); !errors.Is(err, ErrUnknownProvider) {
+		t.Fatalf("unknown provider: %v", err)
+	}
+	// Overridden base URLs reach the loopback server with each protocol and
+	// each endpoint's request shape.
+	s.Push(llmtest.Text("a"), llmtest.Text("b"), llmtest.Text("c"))
+	for _, c := range []struct{ name, base string }{{"anthropic", s.URL}, {"groq", s.URL + "/v1"}, {"acme", s.URL + "/v1"}} {
+		p, err := NewProvider(c.name, c.base, s.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := basicRequest()
+		req.MaxTokens = 100
+		if _, err := p.Stream(context.Background(), testKey, req, nil); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	reqs := s.Requests()
+	if reqs[0].Protocol != llmtest.Anthropic || reqs[1].IncludeUsage || !strings.Contains(string(reqs[1].Body), `"max_tokens":100`) {
+		t.Fatalf("request shapes: %s / %s", reqs[0].Protocol, reqs[1].Body)
+	}
+}

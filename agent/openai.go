@@ -155,6 +155,9 @@ func argumentsText(in json.RawMessage) string {
 
 // Stream implements Provider.
 func (o *OpenAI) Stream(ctx context.Context, key Secret, req *Request, on func(StreamEvent)) (*Response, error) {
+	if on == nil {
+		on = func(StreamEvent) {}
+	}
 	body, err := o.encode(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", o.cfg.Name, err)
