@@ -57,3 +57,10 @@ bench-agent-loop: ## agent loop against the loopback model: one run (2 turns + a
 
 fuzz-agent: ## fuzz the Anthropic and OpenAI stream decoders, 60s
 	$(GO) test -run '^$$' -fuzz FuzzStreamDecoders -fuzztime 60s ./agent/
+
+.PHONY: bench-sync fuzz-sync
+bench-sync: ## snapshots vs MinIO: full backup of a 1 GiB mixed tree vs raw PutObject of its tar, unchanged and 1% backups, restore, local dir vs plain copy
+	$(GO) test -run '^$$' -bench BenchmarkSync -benchtime 1x -timeout 60m ./sync/
+
+fuzz-sync: ## fuzz the snapshot manifest parser for 60 s
+	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 60s ./sync/

@@ -380,7 +380,7 @@ func (r *Repository) newUploader(ctx context.Context, uploaded *atomic.Int64) *u
 		jobs:  make(chan blobJob, 4),
 		packs: make(chan *packBuilder, 1),
 		seen:  map[ID]bool{},
-		cur:   &packBuilder{},
+		cur:   newPackBuilder(),
 	}
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		u.workers.Go(u.work)
@@ -426,7 +426,7 @@ func (u *uploader) work() {
 		u.cur.add(id, sealed, len(data))
 		var full *packBuilder
 		if u.cur.size() >= TargetPackSize {
-			full, u.cur = u.cur, &packBuilder{}
+			full, u.cur = u.cur, newPackBuilder()
 		}
 		u.mu.Unlock()
 		chunkPool.Put(job.data)
@@ -442,10 +442,12 @@ func (u *uploader) work() {
 func (u *uploader) send() {
 	for p := range u.packs {
 		if u.ctx.Err() != nil {
+			p.release()
 			continue
 		}
 		data, id := p.finish(u.r.keys)
 		err := u.r.store.Put(u.ctx, packName(id), bytes.NewReader(data), int64(len(data)))
+		p.release()
 		if err != nil {
 			u.cancel(fmt.Errorf("upload pack %s: %w", id, err))
 			continue
@@ -464,6 +466,8 @@ func (u *uploader) finish() ([]indexPack, error) {
 	u.workers.Wait()
 	if u.cur.size() > 0 && u.ctx.Err() == nil {
 		u.packs <- u.cur
+	} else {
+		u.cur.release()
 	}
 	close(u.packs)
 	u.senders.Wait()

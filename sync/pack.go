@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -126,18 +125,39 @@ func (k *keys) openBlob(id ID, sealed []byte, raw uint32) ([]byte, error) {
 	return plain, nil
 }
 
-// packBuilder accumulates sealed blobs into one pack.
+// packBuilder accumulates sealed blobs into one pack. Its buffer comes from
+// a pool sized for a full pack, so building a pack does not regrow it.
 type packBuilder struct {
-	buf     bytes.Buffer
+	buf     []byte
 	entries []packEntry
+	pooled  *[]byte
+}
+
+var packBufPool = gosync.Pool{New: func() any {
+	b := make([]byte, 0, TargetPackSize+MaxChunkSize+1<<20)
+	return &b
+}}
+
+func newPackBuilder() *packBuilder {
+	bp := packBufPool.Get().(*[]byte)
+	return &packBuilder{buf: (*bp)[:0], pooled: bp}
+}
+
+// release returns the buffer to the pool; the builder is unusable after.
+func (p *packBuilder) release() {
+	if p.pooled != nil && cap(p.buf) <= cap(*p.pooled)*2 {
+		*p.pooled = p.buf[:0]
+		packBufPool.Put(p.pooled)
+	}
+	p.buf, p.pooled = nil, nil
 }
 
 func (p *packBuilder) add(id ID, sealed []byte, raw int) {
-	p.entries = append(p.entries, packEntry{ID: id, Offset: uint32(p.buf.Len()), Length: uint32(len(sealed)), Raw: uint32(raw)})
-	p.buf.Write(sealed)
+	p.entries = append(p.entries, packEntry{ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), Raw: uint32(raw)})
+	p.buf = append(p.buf, sealed...)
 }
 
-func (p *packBuilder) size() int { return p.buf.Len() }
+func (p *packBuilder) size() int { return len(p.buf) }
 
 // finish appends the sealed header and trailer and returns the pack's bytes
 // and id.
@@ -150,13 +170,10 @@ func (p *packBuilder) finish(k *keys) ([]byte, ID) {
 		hdr = binary.LittleEndian.AppendUint32(hdr, e.Raw)
 	}
 	sealed := k.seal(nil, hdr, "pack header")
-	p.buf.Write(sealed)
-	var tr [4]byte
-	binary.LittleEndian.PutUint32(tr[:], uint32(len(sealed)))
-	p.buf.Write(tr[:])
-	p.buf.WriteString(packMagic)
-	data := p.buf.Bytes()
-	return data, sha256.Sum256(data)
+	p.buf = append(p.buf, sealed...)
+	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(sealed)))
+	p.buf = append(p.buf, packMagic...)
+	return p.buf, sha256.Sum256(p.buf)
 }
 
 // parsePackHeader reads the blob list from a whole pack (or from its tail:
