@@ -57,6 +57,12 @@ func (s *stdio) prepare(cmd *Command, p *execParams) error {
 			continue
 		}
 		*out.set = true
+		if out.set == &p.Stderr && sameWriter(cmd.Stdout, cmd.Stderr) {
+			// One pipe for both, as os/exec does: two copies into one
+			// writer would race and could reorder or lose output.
+			s.child = append(s.child, s.child[len(s.child)-1])
+			continue
+		}
 		if f, ok := out.w.(*os.File); ok && isFIFO(f) {
 			s.child = append(s.child, f)
 			continue
@@ -76,6 +82,16 @@ func (s *stdio) prepare(cmd *Command, p *execParams) error {
 		})
 	}
 	return nil
+}
+
+// sameWriter reports whether a and b are the same comparable writer.
+func sameWriter(a, b io.Writer) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false // uncomparable dynamic types
+		}
+	}()
+	return a != nil && a == b
 }
 
 func (s *stdio) childFDs() []int {

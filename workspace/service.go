@@ -87,6 +87,8 @@ type Service struct {
 
 	busyMu gosync.Mutex
 	busy   map[string]bool // ids being created or deleted
+
+	rt runtimeState // live sandboxes and FUSE views
 }
 
 // control DB keys
@@ -140,6 +142,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("open control database: %w", err)
 	}
 	s.pool = kv.NewPool(kv.Options{MaxOpen: opts.MaxOpenDBs, Logger: opts.Logger})
+	s.cleanupStaleMounts()
 	if err := s.repair(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -149,7 +152,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 
 // Close closes every database and releases the state dir.
 func (s *Service) Close() error {
-	var errs []error
+	errs := []error{s.stopAll()}
 	if s.pool != nil {
 		errs = append(errs, s.pool.Shutdown())
 	}
@@ -478,9 +481,13 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	defer done()
+	if err := s.StopSandbox(id); err != nil {
+		return fmt.Errorf("delete workspace %s: stop sandbox: %w", id, err)
+	}
 	if err := s.pool.Close(s.stateDBDir(id)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInUse, err)
 	}
+	s.forget(id)
 	if err := s.purge(ctx, id); err != nil {
 		return fmt.Errorf("delete workspace %s: %w", id, err)
 	}

@@ -1,0 +1,295 @@
+package workspace
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	gosync "sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/fusefs"
+	"github.com/bulkhead-dev/bulkhead/sandbox"
+)
+
+// live holds a workspace's running resources: its quota (shared by the FUSE
+// view and the host-side Tree), its FUSE view and its sandbox.
+type live struct {
+	mu    gosync.Mutex // serialises starting and stopping
+	quota *fusefs.Quota
+	limit fusefs.Limits
+	view  *fusefs.Server
+	sb    *sandbox.Sandbox
+	gen   int
+	// stopped is closed once the sandbox has ended and its view is unmounted.
+	stopped chan struct{}
+}
+
+type runtimeState struct {
+	mu   gosync.Mutex
+	live map[string]*live
+}
+
+// mountRoot holds the FUSE mountpoints, one fresh directory per mount
+// generation (<id>.<gen>), so a stale mount never blocks a new one. The
+// sandbox's unprivileged uid must be able to walk to its mountpoint, and the
+// state dir is 0700, so as root the mountpoints live under /run/bulkhead
+// (0711), in a directory named for the state dir.
+func (s *Service) mountRoot() string {
+	sum := sha256.Sum256([]byte(s.dir))
+	name := "mnt-" + hex.EncodeToString(sum[:6])
+	if os.Geteuid() == 0 {
+		return filepath.Join("/run/bulkhead", name)
+	}
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		return filepath.Join(x, "bulkhead", name)
+	}
+	return filepath.Join(s.dir, "run", name)
+}
+
+// makeMountRoot creates the mount root, traversable but not listable by
+// others.
+func (s *Service) makeMountRoot() error {
+	root := s.mountRoot()
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return err
+	}
+	for d := root; d != "/" && d != "." && d != s.dir; d = filepath.Dir(d) {
+		if d == "/run" || d == os.Getenv("XDG_RUNTIME_DIR") {
+			break
+		}
+		os.Chmod(d, 0o711)
+	}
+	return nil
+}
+
+// cleanupStaleMounts lazily unmounts FUSE views left by a crashed process.
+func (s *Service) cleanupStaleMounts() {
+	if _, err := os.Stat(s.mountRoot()); err != nil {
+		return
+	}
+	gone, err := fusefs.CleanupStale(s.mountRoot())
+	if err != nil {
+		s.log.Warn("clean up stale mounts", "err", err)
+	}
+	for _, mp := range gone {
+		s.log.Warn("unmounted stale FUSE view", "mountpoint", mp)
+	}
+	entries, _ := os.ReadDir(s.mountRoot())
+	for _, e := range entries {
+		os.Remove(filepath.Join(s.mountRoot(), e.Name()))
+	}
+}
+
+func (s *Service) liveFor(id string) *live {
+	s.rt.mu.Lock()
+	defer s.rt.mu.Unlock()
+	if s.rt.live == nil {
+		s.rt.live = map[string]*live{}
+	}
+	l := s.rt.live[id]
+	if l == nil {
+		l = &live{}
+		s.rt.live[id] = l
+	}
+	return l
+}
+
+// policyFor compiles a workspace's file policy.
+func policyFor(c *Config) (*fusefs.Policy, error) {
+	p, err := fusefs.NewPolicy(fusefs.PolicyConfig{Deny: c.Files.Deny, ReadOnly: c.Files.ReadOnly, AllowSpecialFiles: c.Files.AllowDevices})
+	if err != nil {
+		return nil, &ConfigError{Fields: []FieldError{{"files", err.Error()}}}
+	}
+	return p, nil
+}
+
+func quotaLimits(c *Config) fusefs.Limits {
+	return fusefs.Limits{Bytes: int64(c.Limits.Disk), Inodes: c.Limits.Inodes}
+}
+
+// quotaLocked returns the workspace's shared quota, measuring the tree once.
+func (s *Service) quotaLocked(ctx context.Context, l *live, w *Workspace) (*fusefs.Quota, error) {
+	lim := quotaLimits(&w.Config)
+	if l.quota != nil && l.limit == lim {
+		return l.quota, nil
+	}
+	q, err := fusefs.NewQuota(ctx, s.FilesDir(w.ID), lim)
+	if err != nil {
+		return nil, fmt.Errorf("measure files of %s: %w", w.ID, err)
+	}
+	l.quota, l.limit = q, lim
+	return q, nil
+}
+
+// Files opens the host-side view of workspace id's files, under the same
+// policy and quota as the sandbox's /workspace. The agent's file tools use
+// it. Close it when done.
+func (s *Service) Files(ctx context.Context, id string) (*fusefs.Tree, error) {
+	w, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policyFor(&w.Config)
+	if err != nil {
+		return nil, err
+	}
+	l := s.liveFor(id)
+	l.mu.Lock()
+	q, err := s.quotaLocked(ctx, l, w)
+	l.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return fusefs.OpenTree(s.FilesDir(id), fusefs.TreeOptions{Policy: pol, Quota: q, UID: int(w.HostUID), GID: int(w.HostGID), Chown: os.Geteuid() == 0})
+}
+
+// SandboxConfig maps a workspace to the sandbox package's terms.
+func SandboxConfig(w *Workspace, workspaceDir string) sandbox.Config {
+	uid, gid := w.HostUID, w.HostGID
+	if os.Geteuid() != 0 {
+		// Unprivileged: the only id we may map is our own.
+		uid, gid = uint32(os.Getuid()), uint32(os.Getgid())
+	}
+	l := w.Config.Limits
+	return sandbox.Config{
+		ID:           w.ID,
+		HostUID:      uid,
+		HostGID:      gid,
+		WorkspaceDir: workspaceDir,
+		Limits: sandbox.Limits{
+			MemoryBytes: int64(l.Memory),
+			Pids:        int64(l.Pids),
+			CPUs:        l.CPU,
+			TmpBytes:    int64(l.Tmp),
+			Timeout:     time.Duration(l.ExecTimeout),
+		},
+		IdleTimeout: time.Duration(l.IdleTimeout),
+	}
+}
+
+// Sandbox returns workspace id's live sandbox, starting it (and its FUSE
+// view at a fresh mountpoint) if none runs. The sandbox is reaped after the
+// workspace's idle timeout; the view is unmounted with it.
+func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, error) {
+	w, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	l := s.liveFor(id)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sb != nil {
+		select {
+		case <-l.sb.Done():
+			l.sb = nil
+		default:
+			return l.sb, nil
+		}
+	}
+	pol, err := policyFor(&w.Config)
+	if err != nil {
+		return nil, err
+	}
+	q, err := s.quotaLocked(ctx, l, w)
+	if err != nil {
+		return nil, err
+	}
+	l.gen++
+	mp := filepath.Join(s.mountRoot(), id+"."+strconv.Itoa(l.gen))
+	if err := s.makeMountRoot(); err != nil {
+		return nil, fmt.Errorf("sandbox %s: create mount root: %w", id, err)
+	}
+	if err := os.Mkdir(mp, 0o755); err != nil && !os.IsExist(err) {
+		return nil, fmt.Errorf("sandbox %s: create mountpoint: %w", id, err)
+	}
+	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{Policy: pol, Quota: q, Logger: s.log.With("workspace", id)})
+	if err != nil {
+		os.Remove(mp)
+		return nil, fmt.Errorf("sandbox %s: FUSE view: %w", id, err)
+	}
+	sb, err := sandbox.Start(ctx, SandboxConfig(w, mp))
+	if err != nil {
+		view.Unmount()
+		os.Remove(mp)
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	stopped := make(chan struct{})
+	l.view, l.sb, l.stopped = view, sb, stopped
+	go func() {
+		defer close(stopped)
+		<-sb.Done()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err := view.Unmount(); err != nil {
+			s.log.Warn("unmount FUSE view", "workspace", id, "err", err)
+		}
+		os.Remove(mp)
+		if l.sb == sb {
+			l.sb, l.view = nil, nil
+		}
+	}()
+	s.log.Info("sandbox started", "workspace", id, "init_pid", sb.InitPID(), "mountpoint", mp, "passthrough", view.Passthrough())
+	return sb, nil
+}
+
+// Exec runs one command in workspace id's sandbox, starting it if needed.
+// A sandbox reaped between lookup and exec is restarted once.
+func (s *Service) Exec(ctx context.Context, id string, cmd sandbox.Command) (sandbox.Result, error) {
+	for attempt := 0; ; attempt++ {
+		sb, err := s.Sandbox(ctx, id)
+		if err != nil {
+			return sandbox.Result{}, err
+		}
+		res, err := sb.Exec(ctx, cmd)
+		if errors.Is(err, sandbox.ErrClosed) && attempt == 0 {
+			continue
+		}
+		return res, err
+	}
+}
+
+// StopSandbox closes workspace id's sandbox (and view) if one runs.
+func (s *Service) StopSandbox(id string) error {
+	s.rt.mu.Lock()
+	l := s.rt.live[id]
+	s.rt.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	sb, stopped := l.sb, l.stopped
+	l.mu.Unlock()
+	if sb == nil {
+		return nil
+	}
+	err := sb.Close()
+	<-stopped // the view is unmounted by the goroutine watching the sandbox
+	return err
+}
+
+// stopAll closes every sandbox (Service.Close and Delete use it).
+func (s *Service) stopAll() error {
+	s.rt.mu.Lock()
+	ids := make([]string, 0, len(s.rt.live))
+	for id := range s.rt.live {
+		ids = append(ids, id)
+	}
+	s.rt.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, s.StopSandbox(id))
+	}
+	return errors.Join(errs...)
+}
+
+// forget drops a deleted workspace's live state.
+func (s *Service) forget(id string) {
+	s.rt.mu.Lock()
+	delete(s.rt.live, id)
+	s.rt.mu.Unlock()
+}

@@ -1,0 +1,24 @@
+//go:build !linux
+
+package workspace
+
+import (
+	"context"
+	"errors"
+
+	"github.com/bulkhead-dev/bulkhead/sandbox"
+)
+
+type runtimeState struct{}
+
+func (s *Service) cleanupStaleMounts() {}
+func (s *Service) stopAll() error      { return nil }
+func (s *Service) forget(string)       {}
+
+// StopSandbox is unsupported off Linux.
+func (s *Service) StopSandbox(string) error { return nil }
+
+// Exec is unsupported off Linux.
+func (s *Service) Exec(context.Context, string, sandbox.Command) (sandbox.Result, error) {
+	return sandbox.Result{}, errors.ErrUnsupported
+}
