@@ -259,7 +259,7 @@ func (r *Runner) Run(ctx context.Context, in RunInput) (*RunResult, error) {
 		&LimitError{Limit: "wall_time", Value: r.cfg.Limits.MaxWallTime.String()})
 	defer cancel()
 	depth, _ := ctx.Value(depthKey{}).(int)
-	runCtx = context.WithValue(runCtx, scopeKey{}, &runScope{runID: in.RunID, sessionID: in.SessionID, depth: depth})
+	runCtx = context.WithValue(runCtx, scopeKey{}, &runScope{runID: in.RunID, sessionID: in.SessionID, depth: depth, emit: emit})
 
 	err := st.journal(ctx, Entry{Kind: EntryRunStart, Data: jsonData(map[string]string{"session_id": in.SessionID, "input": info.Message})})
 	if err == nil {

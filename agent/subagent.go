@@ -30,6 +30,7 @@ type runScope struct {
 	sessionID string
 	depth     int
 	children  atomic.Int32
+	emit      func(Event)
 }
 
 type scopeKey struct{}
@@ -81,6 +82,9 @@ func SubagentTool(r *Runner, lim SubagentLimits) Tool {
 				RunID:     fmt.Sprintf("%s.sub%d", parent.runID, n),
 				SessionID: parent.sessionID,
 				Message:   "[Task from the parent agent; reply with the result]\n" + in.Task,
+				// The child's events go to the parent's stream; their RunID
+				// tells them apart.
+				OnEvent: parent.emit,
 			})
 			if err != nil {
 				return "", fmt.Errorf("subagent: %w", err)

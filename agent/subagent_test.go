@@ -29,6 +29,16 @@ func TestSubagentRunsAndReturns(t *testing.T) {
 	if !strings.Contains(string(reqs[1].Body), "CHILD-TASK") || strings.Contains(string(reqs[1].Body), "how many files?") {
 		t.Fatalf("child request: %s", reqs[1].Body)
 	}
+	// The child's events reach the parent's stream under the child's run id.
+	childEvents := 0
+	for _, ev := range e.events {
+		if ev.RunID == "run1.sub1" {
+			childEvents++
+		}
+	}
+	if childEvents == 0 {
+		t.Fatal("child events not forwarded")
+	}
 	// The child is journaled under its own run id.
 	if es, _ := e.journal.Read(context.Background(), "run1.sub1", 0); len(es) == 0 {
 		t.Fatal("child run not journaled")
