@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/textindex"
@@ -82,7 +85,7 @@ type candidate struct {
 	parts ScoreParts
 	chunk Chunk
 	vec   []float32
-	terms map[string]bool
+	terms []uint64
 	score float64
 }
 
@@ -399,7 +402,7 @@ func (s *Store) mmr(list []*candidate, limit int, useVec bool) []Result {
 }
 
 // similarity is the cosine of the two embeddings when both exist, else the
-// Jaccard overlap of their index terms.
+// Jaccard overlap of their words.
 func similarity(a, b *candidate, useVec bool) float64 {
 	if useVec && a.vec != nil && b.vec != nil && len(a.vec) == len(b.vec) {
 		var dot, na, nb float64
@@ -410,25 +413,48 @@ func similarity(a, b *candidate, useVec bool) float64 {
 		}
 		return math.Max(0, dot/math.Sqrt(na*nb))
 	}
-	ta, tb := termSet(a), termSet(b)
-	if len(ta) == 0 || len(tb) == 0 {
+	return jaccard(termSet(a), termSet(b))
+}
+
+// termSet is the candidate's words as sorted hashes: lowercased, without
+// stopwords, not stemmed — cheap, and enough to tell near-duplicates apart.
+func termSet(c *candidate) []uint64 {
+	if c.terms == nil {
+		c.terms = []uint64{}
+		for _, w := range strings.FieldsFunc(c.chunk.Text, func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsNumber(r)
+		}) {
+			w = strings.ToLower(w)
+			if textindex.IsStopword(w) {
+				continue
+			}
+			h := fnv.New64a()
+			h.Write([]byte(w))
+			c.terms = append(c.terms, h.Sum64())
+		}
+		slices.Sort(c.terms)
+		c.terms = slices.Compact(c.terms)
+	}
+	return c.terms
+}
+
+// jaccard is |a∩b| / |a∪b| of two sorted sets.
+func jaccard(a, b []uint64) float64 {
+	if len(a) == 0 || len(b) == 0 {
 		return 0
 	}
 	inter := 0
-	for t := range ta {
-		if tb[t] {
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] == b[j]:
 			inter++
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
 		}
 	}
-	return float64(inter) / float64(len(ta)+len(tb)-inter)
-}
-
-func termSet(c *candidate) map[string]bool {
-	if c.terms == nil {
-		c.terms = map[string]bool{}
-		for _, t := range textindex.Terms(c.chunk.Text, "") {
-			c.terms[t] = true
-		}
-	}
-	return c.terms
+	return float64(inter) / float64(len(a)+len(b)-inter)
 }

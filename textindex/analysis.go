@@ -344,6 +344,10 @@ func Keywords(text string) []string {
 	return out
 }
 
+// IsStopword reports whether the lowercased word w is a stopword of any
+// keyword language.
+func IsStopword(w string) bool { return isStopword(w) || cjkStopwords[w] }
+
 func isStopword(w string) bool {
 	for _, m := range stopwords {
 		if m[w] {
