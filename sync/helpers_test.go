@@ -98,7 +98,7 @@ func makeTree(t testing.TB, dir string, smallFiles int) {
 	write(t, filepath.Join(dir, "random.bin"), randBytes(5<<20+12345, 1), 0o600)
 	write(t, filepath.Join(dir, "text.txt"), textBytes(3<<20, 2), 0o644)
 	write(t, filepath.Join(dir, "bin/tool"), []byte("#!/bin/sh\necho hi\n"), 0o755)
-	write(t, filepath.Join(dir, "bin/setuid"), []byte("x"), 0o4750)
+	write(t, filepath.Join(dir, "bin/setuid"), []byte("x"), fs.ModeSetuid|fs.ModeSetgid|0o750)
 	write(t, filepath.Join(dir, "ünïcødé/日本語 file.md"), []byte("# héllo\n"), 0o640)
 	write(t, filepath.Join(dir, "dup-a"), randBytes(1<<20, 3), 0o644)
 	write(t, filepath.Join(dir, "dup-b"), randBytes(1<<20, 3), 0o644)
@@ -134,7 +134,7 @@ func makeTree(t testing.TB, dir string, smallFiles int) {
 	if err := os.Chmod(filepath.Join(dir, "readonly"), 0o555); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(filepath.Join(dir, "many"), 0o2775); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "many"), fs.ModeSetgid|fs.ModeSticky|0o775); err != nil {
 		t.Fatal(err)
 	}
 	// Distinct mtimes, set last (children change directory mtimes).

@@ -3,9 +3,13 @@ package sync_test
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/internal/testutil"
 
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
 )
@@ -215,5 +219,36 @@ func TestWrongKey(t *testing.T) {
 		if bytes.Contains(readObject(t, store, name), []byte("tenant secret")) {
 			t.Fatalf("%s holds the plaintext", name)
 		}
+	}
+}
+
+func TestRestoreOwner(t *testing.T) {
+	t.Parallel()
+	testutil.RequireRoot(t)
+	repo, _ := newRepo(t)
+	src := t.TempDir()
+	write(t, filepath.Join(src, "d/f"), []byte("x"), fs.ModeSetuid|0o755)
+	os.Symlink("d/f", filepath.Join(src, "l"))
+	snap, err := repo.Backup(t.Context(), src, bsync.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := repo.Restore(t.Context(), snap, dst, bsync.RestoreOptions{Owner: &bsync.Owner{UID: 54321, GID: 54322}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{".", "d", "d/f", "l"} {
+		fi, err := os.Lstat(filepath.Join(dst, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 54321 || st.Gid != 54322 {
+			t.Errorf("%s owned by %d:%d", p, st.Uid, st.Gid)
+		}
+	}
+	// chown clears set-id bits; the mode is applied after it.
+	if fi, _ := os.Stat(filepath.Join(dst, "d/f")); fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("setuid bit lost: %v", fi.Mode())
 	}
 }

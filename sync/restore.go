@@ -20,13 +20,20 @@ type RestoreOptions struct {
 	// does not have (an exact in-place restore).
 	Delete bool
 	// State, when set, receives the snapshot's state stream.
-	State    io.Writer
+	State io.Writer
+	// Owner, when set, owns every restored entry (lchown; needs privilege).
+	// Otherwise entries belong to the calling user.
+	Owner    *Owner
 	Progress ProgressFunc
 }
 
+// Owner is a numeric uid and gid.
+type Owner struct{ UID, GID int }
+
 // Restore recreates the snapshot's tree under dir (created if missing):
 // directories, files (holes where a chunk is all zeros), symlinks, modes and
-// mtimes. Ownership is not restored: files belong to the caller. Existing
+// mtimes. Ownership is not stored: entries belong to the caller, or to
+// opts.Owner. Existing
 // entries that the snapshot replaces are removed first, never followed or
 // written through, so a symlink left in dir cannot redirect a write.
 func (r *Repository) Restore(ctx context.Context, snap *Snapshot, dir string, opts RestoreOptions) error {
@@ -124,7 +131,7 @@ func (r *Repository) restore(ctx context.Context, snap *Snapshot, dir string, op
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := setMetadata(snap, paths); err != nil {
+	if err := setMetadata(snap, paths, opts.Owner); err != nil {
 		return err
 	}
 	meter.files = meter.tfiles
@@ -301,9 +308,17 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// setMetadata applies modes and mtimes: files and symlinks first, then
-// directories deepest first (writing into a directory changes its mtime).
-func setMetadata(snap *Snapshot, paths []string) error {
+// setMetadata applies owners, modes and mtimes: files and symlinks first,
+// then directories deepest first (writing into a directory changes its
+// mtime). Owners go before modes, since chown clears set-id bits.
+func setMetadata(snap *Snapshot, paths []string, owner *Owner) error {
+	if owner != nil {
+		for _, p := range paths {
+			if err := os.Lchown(p, owner.UID, owner.GID); err != nil {
+				return err
+			}
+		}
+	}
 	for i := range snap.Tree {
 		n, p := &snap.Tree[i], paths[i]
 		switch n.Type {
