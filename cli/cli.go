@@ -27,8 +27,14 @@ type CLI struct {
 	Token     TokenCmd     `cmd:"" help:"Manage API tokens."`
 	Memory    MemoryCmd    `cmd:"" help:"Add, search, list, remove and reindex a workspace's memory."`
 	Version   VersionCmd   `cmd:"" help:"Print the version."`
+	Project   ProjectCmd   `cmd:"" help:"Create, list and show projects (a workspace bound to a git repository and a board)."`
+	Persona   PersonaCmd   `cmd:"" help:"List, show and add personas (bootstrap file sets)."`
+	Ticket    TicketCmd    `cmd:"" help:"Open, list, show, comment on, move and ship tickets."`
+	Heartbeat HeartbeatCmd `cmd:"" help:"Run pending ticket work (--once for cron), then exit."`
 	Mount     MountCmd     `cmd:"" help:"Mount a workspace's files on DIR (read-only unless --rw) until Ctrl-C or umount."`
 	Umount    UmountCmd    `cmd:"" help:"Unmount a workspace view mounted by 'bulkhead mount'."`
+	Exec      ExecCmd      `cmd:"" help:"Run a command in a workspace's sandbox: bulkhead exec WS [--timeout D] -- CMD ARGS..."`
+	Sandbox   SandboxCmd   `cmd:"" help:"Sandbox diagnostics."`
 }
 
 // Globals are the flags every command accepts.
@@ -74,7 +80,7 @@ func (g *Globals) Service() (*workspace.Service, error) {
 	if g.svc != nil {
 		return g.svc, nil
 	}
-	svc, err := workspace.Open(g.ctx, workspace.Options{StateDir: g.StateDir, Logger: g.Log})
+	svc, err := workspace.Open(g.ctx, workspace.Options{StateDir: g.StateDir, Logger: g.Log, DevKeyFile: true})
 	if err != nil {
 		return nil, err
 	}

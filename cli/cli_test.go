@@ -133,8 +133,13 @@ func TestCredsNeverPrinted(t *testing.T) {
 	}
 	t.Setenv("BULKHEAD_CREDENTIAL_KEY", "")
 	r = run(t, "x", "creds", "set", "alice", "other")
+	if r.code == 0 || !strings.Contains(r.stderr, "BULKHEAD_CREDENTIAL_KEY is set but empty") {
+		t.Fatalf("empty passphrase: %+v", r)
+	}
+	os.Unsetenv("BULKHEAD_CREDENTIAL_KEY")
+	r = run(t, "x", "creds", "set", "alice", "other")
 	if r.code == 0 || !strings.Contains(r.stderr, "set BULKHEAD_CREDENTIAL_KEY") {
-		t.Fatalf("missing passphrase: %+v", r)
+		t.Fatalf("missing passphrase on a state dir made with one: %+v", r)
 	}
 	t.Setenv("BULKHEAD_CREDENTIAL_KEY", "wrong")
 	r = run(t, "", "creds", "list", "alice")
@@ -206,6 +211,38 @@ func TestThroughRunningServer(t *testing.T) {
 	}
 	if r := run(t, "", "token", "list", "--json"); r.code != 0 || strings.Contains(r.stdout, `"alice"`) {
 		t.Fatalf("tokens of a deleted workspace survive: %+v", r)
+	}
+}
+
+// A fresh state dir with no passphrase at all works out of the box with a
+// generated passphrase file, which a rotation replaces.
+func TestDevKeyFile(t *testing.T) {
+	dir := setup(t)
+	os.Unsetenv("BULKHEAD_CREDENTIAL_KEY")
+	r := run(t, "", "workspace", "create", "alice")
+	if r.code != 0 || !strings.Contains(r.stderr, "generated a node passphrase") {
+		t.Fatalf("create without a passphrase: %+v", r)
+	}
+	st, err := os.Stat(filepath.Join(dir, workspace.DevKeyFileName))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("passphrase file: %v %v", st, err)
+	}
+	if r := run(t, "v", "creds", "set", "alice", "k"); r.code != 0 {
+		t.Fatalf("creds with the file: %+v", r)
+	}
+	t.Setenv(NewPassphraseEnv, "operator-passphrase")
+	if r := run(t, "", "creds", "rotate-passphrase"); r.code != 0 {
+		t.Fatalf("rotate: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, workspace.DevKeyFileName)); !os.IsNotExist(err) {
+		t.Fatal("passphrase file kept after rotation")
+	}
+	if r := run(t, "", "creds", "list", "alice"); r.code == 0 || !strings.Contains(r.stderr, "set BULKHEAD_CREDENTIAL_KEY") {
+		t.Fatalf("file mode after rotation: %+v", r)
+	}
+	t.Setenv("BULKHEAD_CREDENTIAL_KEY", "operator-passphrase")
+	if r := run(t, "", "creds", "list", "alice"); r.code != 0 || !strings.Contains(r.stdout, "k") {
+		t.Fatalf("after rotation: %+v", r)
 	}
 }
 

@@ -3,6 +3,8 @@ package workspace
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -69,7 +72,17 @@ type Options struct {
 	// KDF overrides the Argon2id cost used when the state dir is first
 	// initialised (tests use a cheap one). Zero means the defaults.
 	KDF credentials.KDFParams
+	// DevKeyFile lets a state dir that was never given a passphrase use a
+	// generated one kept in <state>/node.passphrase (0600), so a first
+	// `bulkhead workspace create` works out of the box. Anyone who can read
+	// the state dir can then read its keys; operators set
+	// BULKHEAD_CREDENTIAL_KEY and rotate. A state dir initialised with a
+	// passphrase never falls back to the file.
+	DevKeyFile bool
 }
+
+// DevKeyFileName is the generated passphrase file of DevKeyFile mode.
+const DevKeyFileName = "node.passphrase"
 
 // Service is the tenant service over one state dir.
 type Service struct {
@@ -97,16 +110,23 @@ const (
 	prefixKey  = "wskey/"
 	keyKDF     = "node/kdf"
 	keyNextUID = "node/next-host-id"
+	keySource  = "node/passphrase-source" // "file" in DevKeyFile mode
 )
 
 // PassphraseFromEnv reads BULKHEAD_CREDENTIAL_KEY.
 func PassphraseFromEnv() ([]byte, error) {
-	v := os.Getenv(credentials.PassphraseEnv)
-	if v == "" {
+	v, set := os.LookupEnv(credentials.PassphraseEnv)
+	switch {
+	case !set:
 		return nil, credentials.ErrNoPassphrase
+	case v == "":
+		return nil, ErrEmptyPassphrase
 	}
 	return []byte(v), nil
 }
+
+// ErrEmptyPassphrase means BULKHEAD_CREDENTIAL_KEY is set to "".
+var ErrEmptyPassphrase = errors.New(credentials.PassphraseEnv + " is set but empty: give it the node's passphrase, or unset it")
 
 // Open locks the state dir, opens the control database and repairs any
 // workspace left half-created or half-deleted by a crash.
@@ -564,15 +584,18 @@ func (s *Service) node() (*credentials.NodeKey, error) {
 }
 
 func (s *Service) deriveNode() (*credentials.NodeKey, error) {
-	pass, err := s.opts.Passphrase()
-	if err != nil {
-		return nil, err
-	}
-	defer credentials.Secret(pass).Wipe()
 	params, found, err := s.kdfParams()
 	if err != nil {
 		return nil, err
 	}
+	pass, err := s.opts.Passphrase()
+	if errors.Is(err, credentials.ErrNoPassphrase) && s.opts.DevKeyFile {
+		pass, err = s.devPassphrase(found)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer credentials.Secret(pass).Wipe()
 	if !found {
 		if params, err = s.newParams(); err != nil {
 			return nil, err
@@ -589,6 +612,49 @@ func (s *Service) deriveNode() (*credentials.NodeKey, error) {
 		}
 	}
 	return nk, nil
+}
+
+// devPassphrase reads (or, on a fresh state dir, generates) the DevKeyFile
+// passphrase. A state dir initialised from the environment is refused.
+func (s *Service) devPassphrase(initialised bool) ([]byte, error) {
+	path := filepath.Join(s.dir, DevKeyFileName)
+	fromFile := false
+	err := s.control.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keySource))
+		if err == nil {
+			return item.Value(func(v []byte) error { fromFile = string(v) == "file"; return nil })
+		}
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if initialised && !fromFile {
+		return nil, credentials.ErrNoPassphrase
+	}
+	if initialised {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w (and %s is unreadable: %v)", credentials.ErrNoPassphrase, path, err)
+		}
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	pass := []byte(hex.EncodeToString(raw))
+	if err := os.WriteFile(path, append(pass, '\n'), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := kv.UpdateSync(s.control, func(txn *badger.Txn) error { return txn.Set([]byte(keySource), []byte("file")) }); err != nil {
+		return nil, err
+	}
+	s.log.Warn("no "+credentials.PassphraseEnv+": generated a node passphrase next to the data; set "+credentials.PassphraseEnv+" and run `bulkhead creds rotate-passphrase` for production", "file", path)
+	return pass, nil
 }
 
 func (s *Service) newParams() (credentials.KDFParams, error) {
@@ -666,6 +732,9 @@ func (s *Service) RotatePassphrase(_ context.Context, newPass []byte) (int, erro
 			}
 		}
 		n = len(rewrapped)
+		if err := txn.Delete([]byte(keySource)); err != nil {
+			return err
+		}
 		return txn.Set([]byte(keyKDF), pb)
 	})
 	if err != nil {
@@ -674,6 +743,9 @@ func (s *Service) RotatePassphrase(_ context.Context, newPass []byte) (int, erro
 	s.keyMu.Lock()
 	s.nodeKey, s.keyErr = nk, nil
 	s.keyMu.Unlock()
+	if err := os.Remove(filepath.Join(s.dir, DevKeyFileName)); err == nil {
+		s.log.Info("removed the generated passphrase file; the state dir now uses " + credentials.PassphraseEnv)
+	}
 	s.log.Info("passphrase rotated", "keys", n)
 	return n, nil
 }
