@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -457,5 +458,91 @@ func TestReindex(t *testing.T) {
 	}
 	if r := search(t, s, "reindex"); !contains(hitIDs(r), "a") || r.Mode != "hybrid" {
 		t.Fatalf("after reindex: %v %s", hitIDs(r), r.Mode)
+	}
+}
+
+// countingEmbedder counts the texts it embeds.
+type countingEmbedder struct {
+	hashEmbedder
+	texts int
+}
+
+func (e *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	e.texts += len(texts)
+	return e.hashEmbedder.Embed(ctx, texts)
+}
+
+func TestReplaceKeepsUnchangedEmbeddings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	emb := &countingEmbedder{hashEmbedder: hashEmbedder{dim: 8}}
+	s := openStore(t, openDB(t, t.TempDir()), "", t.TempDir(), emb)
+	when := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := memory.Chunk{ID: "f-a", Text: "first paragraph", Time: when}
+	b := memory.Chunk{ID: "f-b", Text: "second paragraph", Time: when}
+	if err := s.Replace(ctx, memory.SourceFile, "memory/x.md", []memory.Chunk{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	c := memory.Chunk{ID: "f-c", Text: "third paragraph", Time: when}
+	if err := s.Replace(ctx, memory.SourceFile, "memory/x.md", []memory.Chunk{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	if emb.texts != 3 {
+		t.Errorf("embedded %d texts, want 3 (the unchanged chunk is not embedded again)", emb.texts)
+	}
+	list, err := s.List(ctx, memory.ListOptions{Source: memory.SourceFile, Path: "memory/x.md"})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list %v %v", list, err)
+	}
+	if ids := hitIDs(search(t, s, "second paragraph")); contains(ids, "f-b") {
+		t.Errorf("replaced chunk still found: %v", ids)
+	}
+}
+
+// Searches, writes and evictions at once; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, openDB(t, t.TempDir()), "", t.TempDir(), &hashEmbedder{dim: 16})
+	done := make(chan error, 3)
+	go func() {
+		for i := 0; i < 40; i++ {
+			if _, err := s.Add(ctx, []memory.Chunk{{Text: fmt.Sprintf("note %d about concurrency", i)}}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for i := 0; i < 40; i++ {
+			if _, err := s.Search(ctx, memory.SearchOptions{Query: "concurrency note"}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for i := 0; i < 10; i++ {
+			if err := s.Evict(); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		done <- nil
+	}()
+	for i := 0; i < 3; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.Search(ctx, memory.SearchOptions{Query: "concurrency", Limit: 10})
+	if err != nil || len(r.Hits) != 10 {
+		t.Fatalf("%d hits, %v", len(r.Hits), err)
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Chunks != 40 {
+		t.Fatalf("stats %+v %v", st, err)
 	}
 }
