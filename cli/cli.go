@@ -31,10 +31,6 @@ type CLI struct {
 	Persona   PersonaCmd   `cmd:"" help:"List, show and add personas (bootstrap file sets)."`
 	Ticket    TicketCmd    `cmd:"" help:"Open, list, show, comment on, move and ship tickets."`
 	Heartbeat HeartbeatCmd `cmd:"" help:"Run pending ticket work (--once for cron), then exit."`
-	Project   ProjectCmd   `cmd:"" help:"Create, list and show projects (a workspace bound to a git repository and a board)."`
-	Persona   PersonaCmd   `cmd:"" help:"List, show and add personas (bootstrap file sets)."`
-	Ticket    TicketCmd    `cmd:"" help:"Open, list, show, comment on, move and ship tickets."`
-	Heartbeat HeartbeatCmd `cmd:"" help:"Run pending ticket work (--once for cron), then exit."`
 	Mount     MountCmd     `cmd:"" help:"Mount a workspace's files on DIR (read-only unless --rw) until Ctrl-C or umount."`
 	Umount    UmountCmd    `cmd:"" help:"Unmount a workspace view mounted by 'bulkhead mount'."`
 	Exec      ExecCmd      `cmd:"" help:"Run a command in a workspace's sandbox: bulkhead exec WS [--timeout D] -- CMD ARGS..."`
