@@ -33,6 +33,12 @@ type CLI struct {
 	Heartbeat HeartbeatCmd `cmd:"" help:"Run pending ticket work (--once for cron), then exit."`
 	Mount     MountCmd     `cmd:"" help:"Mount a workspace's files on DIR (read-only unless --rw) until Ctrl-C or umount."`
 	Umount    UmountCmd    `cmd:"" help:"Unmount a workspace view mounted by 'bulkhead mount'."`
+	Backup    BackupCmd    `cmd:"" help:"Snapshot a workspace's files, state and config into its encrypted repository."`
+	Snapshots SnapshotsCmd `cmd:"" help:"List a workspace's snapshots."`
+	Restore   RestoreCmd   `cmd:"" help:"Restore a snapshot in place (--yes), or into a new workspace (--to)."`
+	Diff      DiffCmd      `cmd:"" help:"Show what changed between two snapshots of a workspace."`
+	Verify    VerifyCmd    `cmd:"" help:"Check a workspace's snapshot repository, reading back a fraction of the data."`
+	Prune     PruneCmd     `cmd:"" help:"Forget snapshots outside a retention policy and delete unused data."`
 	Exec      ExecCmd      `cmd:"" help:"Run a command in a workspace's sandbox: bulkhead exec WS [--timeout D] -- CMD ARGS..."`
 	Sandbox   SandboxCmd   `cmd:"" help:"Sandbox diagnostics."`
 }

@@ -1,0 +1,415 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dustin/go-humanize"
+	"golang.org/x/term"
+
+	bsync "github.com/bulkhead-dev/bulkhead/sync"
+	"github.com/bulkhead-dev/bulkhead/sync/local"
+	"github.com/bulkhead-dev/bulkhead/sync/s3"
+	"github.com/bulkhead-dev/bulkhead/workspace"
+)
+
+// RepoFlags say where a workspace's snapshot repository lives. Each
+// workspace has its own repository, <repo>/<workspace id>, keyed by a
+// subkey of the workspace's data key: deleting the workspace destroys the
+// key, and with it every way to read its snapshots.
+type RepoFlags struct {
+	Repo        string `name:"repo" env:"BULKHEAD_SNAPSHOT_REPO" placeholder:"DIR|s3://BUCKET/PREFIX" help:"Where snapshot repositories live (default <state-dir>/snapshots)."`
+	S3Endpoint  string `name:"s3-endpoint" env:"BULKHEAD_S3_ENDPOINT" default:"s3.amazonaws.com" placeholder:"HOST[:PORT]" help:"S3 endpoint for s3:// repositories."`
+	S3Region    string `name:"s3-region" env:"BULKHEAD_S3_REGION,AWS_REGION" help:"S3 region."`
+	S3AccessKey string `name:"s3-access-key" env:"BULKHEAD_S3_ACCESS_KEY,AWS_ACCESS_KEY_ID" help:"S3 access key."`
+	S3SecretKey string `name:"s3-secret-key" env:"BULKHEAD_S3_SECRET_KEY,AWS_SECRET_ACCESS_KEY" help:"S3 secret key (prefer the environment variable)."`
+	S3Insecure  bool   `name:"s3-insecure" env:"BULKHEAD_S3_INSECURE" help:"Talk plain HTTP to the S3 endpoint."`
+	JSON        bool   `name:"json" help:"Print JSON; no progress output."`
+}
+
+// snapshotKeyPurpose names the data-key subkey snapshot repositories use.
+const snapshotKeyPurpose = "snapshots"
+
+// openRepo opens workspace id's repository, creating it when create is set.
+func (f *RepoFlags) openRepo(g *Globals, id string, create bool) (*bsync.Repository, error) {
+	if err := workspace.ValidateID(id); err != nil {
+		return nil, &UsageError{err}
+	}
+	svc, err := g.Service()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := svc.Get(g.Context(), id); err != nil {
+		return nil, err
+	}
+	dk, err := svc.DataKey(g.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	var store bsync.Store
+	if strings.HasPrefix(f.Repo, "s3://") {
+		cfg, err := s3.ParseURL(f.Repo)
+		if err != nil {
+			return nil, &UsageError{err}
+		}
+		cfg.Prefix = path.Join(cfg.Prefix, id)
+		cfg.Endpoint, cfg.Region, cfg.Insecure = f.S3Endpoint, f.S3Region, f.S3Insecure
+		cfg.AccessKey, cfg.SecretKey = f.S3AccessKey, f.S3SecretKey
+		if store, err = s3.Open(g.Context(), cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		dir := f.Repo
+		if dir == "" {
+			dir = filepath.Join(svc.StateDir(), "snapshots")
+		}
+		if store, err = local.Open(filepath.Join(dir, id)); err != nil {
+			return nil, err
+		}
+	}
+	opts := bsync.Options{Logger: g.Log.With("workspace", id)}
+	repo, err := bsync.Open(g.Context(), store, dk.Subkey(snapshotKeyPurpose), opts)
+	if errors.Is(err, bsync.ErrNoRepository) && create {
+		return bsync.Init(g.Context(), store, dk.Subkey(snapshotKeyPurpose), opts)
+	}
+	if errors.Is(err, bsync.ErrNoRepository) {
+		return nil, fmt.Errorf("workspace %s has no snapshots yet (run 'bulkhead backup %s')", id, id)
+	}
+	return repo, err
+}
+
+// progress prints one updating line to a terminal stderr; elsewhere, and
+// with --json, it prints nothing.
+func (f *RepoFlags) progress(g *Globals) bsync.ProgressFunc {
+	file, ok := g.Stderr.(*os.File)
+	if f.JSON || !ok || !term.IsTerminal(int(file.Fd())) {
+		return nil
+	}
+	return func(p bsync.Progress) {
+		line := fmt.Sprintf("%s: %d/%d files, %s/%s, %s/s", p.Op, p.Files, p.TotalFiles,
+			humanize.IBytes(uint64(p.Bytes)), humanize.IBytes(uint64(p.TotalBytes)), humanize.IBytes(uint64(p.Rate)))
+		if p.ETA > 0 {
+			line += ", ETA " + p.ETA.Round(time.Second).String()
+		}
+		end := ""
+		if p.Done {
+			end = "\n"
+		}
+		fmt.Fprintf(g.Stderr, "\r\033[K%s%s", line, end)
+	}
+}
+
+func printJSON(g *Globals, v any) error {
+	enc := json.NewEncoder(g.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// snapshotSummary is a snapshot without its tree.
+type snapshotSummary struct {
+	ID     string      `json:"id"`
+	Time   time.Time   `json:"time"`
+	Parent string      `json:"parent,omitempty"`
+	Host   string      `json:"host,omitempty"`
+	Tags   []string    `json:"tags,omitempty"`
+	Stats  bsync.Stats `json:"stats"`
+}
+
+func summarize(s *bsync.Snapshot) snapshotSummary {
+	return snapshotSummary{ID: s.ID, Time: s.Time, Parent: s.Parent, Host: s.Host, Tags: s.Tags, Stats: s.Stats}
+}
+
+// BackupCmd snapshots a workspace's files, state and config.
+type BackupCmd struct {
+	RepoFlags `embed:""`
+	ID        string   `arg:"" help:"Workspace id."`
+	Tag       []string `name:"tag" help:"Tag the snapshot (repeatable)."`
+}
+
+// Run backs up.
+func (c *BackupCmd) Run(g *Globals) error {
+	repo, err := c.openRepo(g, c.ID, true)
+	if err != nil {
+		return err
+	}
+	svc, _ := g.Service()
+	w, err := svc.Get(g.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	cfg, err := json.Marshal(w.Config)
+	if err != nil {
+		return err
+	}
+	db, release, err := svc.DB(g.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// The state database streams its backup while the files are captured.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := db.Backup(pw, 0)
+		pw.CloseWithError(err)
+	}()
+	host, _ := os.Hostname()
+	snap, err := repo.Backup(g.Context(), svc.FilesDir(c.ID), bsync.BackupOptions{
+		State: pr, Config: cfg, Host: host, Tags: c.Tag, Progress: c.progress(g),
+	})
+	pr.CloseWithError(errors.New("backup ended"))
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(g, summarize(snap))
+	}
+	fmt.Fprintf(g.Stdout, "snapshot %s of %s: %d files, %s (%s new, %s uploaded) in %v\n", snap.ID, c.ID, snap.Stats.Files,
+		humanize.IBytes(uint64(snap.Stats.Bytes)), humanize.IBytes(uint64(snap.Stats.BytesNew)),
+		humanize.IBytes(uint64(snap.Stats.BytesUploaded)), snap.Stats.Duration.Round(time.Millisecond))
+	return nil
+}
+
+// SnapshotsCmd lists a workspace's snapshots.
+type SnapshotsCmd struct {
+	RepoFlags `embed:""`
+	ID        string `arg:"" help:"Workspace id."`
+}
+
+// Run lists.
+func (c *SnapshotsCmd) Run(g *Globals) error {
+	repo, err := c.openRepo(g, c.ID, false)
+	if err != nil {
+		return err
+	}
+	snaps, err := repo.Snapshots(g.Context())
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		out := make([]snapshotSummary, 0, len(snaps))
+		for _, s := range snaps {
+			out = append(out, summarize(s))
+		}
+		return printJSON(g, out)
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tFILES\tSIZE\tTAGS")
+	for _, s := range snaps {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Time.Local().Format(time.DateTime), s.Stats.Files,
+			humanize.IBytes(uint64(s.Stats.Bytes)), strings.Join(s.Tags, ","))
+	}
+	return tw.Flush()
+}
+
+// RestoreCmd restores a snapshot in place, or forks it into a new workspace.
+type RestoreCmd struct {
+	RepoFlags `embed:""`
+	ID        string `arg:"" help:"Workspace id."`
+	Snapshot  string `arg:"" help:"Snapshot id, a unique prefix of one, or 'latest'."`
+	To        string `name:"to" placeholder:"NEW-ID" help:"Create workspace NEW-ID from the snapshot instead of restoring in place."`
+	Yes       bool   `name:"yes" help:"Confirm an in-place restore, which replaces the workspace's files and state."`
+}
+
+// Run restores.
+func (c *RestoreCmd) Run(g *Globals) error {
+	if c.To == "" && !c.Yes {
+		return &UsageError{fmt.Errorf("an in-place restore replaces %s's files and state: add --yes, or use --to NEW-ID", c.ID)}
+	}
+	if c.To != "" {
+		if err := workspace.ValidateID(c.To); err != nil {
+			return &UsageError{err}
+		}
+	}
+	repo, err := c.openRepo(g, c.ID, false)
+	if err != nil {
+		return err
+	}
+	snap, err := repo.FindSnapshot(g.Context(), c.Snapshot)
+	if err != nil {
+		return err
+	}
+	svc, _ := g.Service()
+	target := c.ID
+	if c.To != "" {
+		cfg := workspace.DefaultConfig()
+		if len(snap.Config) > 0 {
+			if err := json.Unmarshal(snap.Config, &cfg); err != nil {
+				return fmt.Errorf("snapshot %s config: %w", snap.ID, err)
+			}
+		}
+		if _, err := svc.Create(g.Context(), c.To, &cfg); err != nil {
+			return err
+		}
+		target = c.To
+	}
+	w, err := svc.Get(g.Context(), target)
+	if err != nil {
+		return err
+	}
+	opts := bsync.RestoreOptions{Delete: true, Progress: c.progress(g)}
+	if os.Geteuid() == 0 {
+		opts.Owner = &bsync.Owner{UID: int(w.HostUID), GID: int(w.HostGID)}
+	}
+	db, release, err := svc.DB(g.Context(), target)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var loaded chan error
+	var pw *io.PipeWriter
+	if snap.State != nil {
+		if err := db.DropAll(); err != nil {
+			return fmt.Errorf("clear state of %s: %w", target, err)
+		}
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		loaded = make(chan error, 1)
+		go func() {
+			err := db.Load(pr, 256)
+			pr.CloseWithError(err)
+			loaded <- err
+		}()
+		opts.State = pw
+	}
+	err = repo.Restore(g.Context(), snap, svc.FilesDir(target), opts)
+	if pw != nil {
+		pw.CloseWithError(err)
+		if lerr := <-loaded; err == nil && lerr != nil {
+			err = fmt.Errorf("load state into %s: %w", target, lerr)
+		}
+	}
+	if err == nil && c.To != "" && snap.State != nil {
+		// The loaded state names the source workspace; the fork is its own.
+		err = db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("meta/workspace"), []byte(target)) })
+	}
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(g, map[string]any{"snapshot": snap.ID, "workspace": target, "files": snap.Stats.Files})
+	}
+	fmt.Fprintf(g.Stdout, "restored snapshot %s of %s into %s\n", snap.ID, c.ID, target)
+	return nil
+}
+
+// DiffCmd compares two snapshots of a workspace.
+type DiffCmd struct {
+	RepoFlags `embed:""`
+	ID        string `arg:"" help:"Workspace id."`
+	From      string `arg:"" help:"Older snapshot."`
+	To        string `arg:"" help:"Newer snapshot."`
+}
+
+// Run diffs.
+func (c *DiffCmd) Run(g *Globals) error {
+	repo, err := c.openRepo(g, c.ID, false)
+	if err != nil {
+		return err
+	}
+	a, err := repo.FindSnapshot(g.Context(), c.From)
+	if err != nil {
+		return err
+	}
+	b, err := repo.FindSnapshot(g.Context(), c.To)
+	if err != nil {
+		return err
+	}
+	d := bsync.Diff(a, b)
+	if c.JSON {
+		return printJSON(g, d)
+	}
+	marks := map[bsync.ChangeKind]string{bsync.Added: "+", bsync.Removed: "-", bsync.Modified: "M", bsync.TypeChanged: "T", bsync.MetaChanged: "m"}
+	for _, ch := range d.Changes {
+		fmt.Fprintf(g.Stdout, "%s %s\n", marks[ch.Kind], ch.Path)
+	}
+	if d.StateChanged {
+		fmt.Fprintln(g.Stdout, "M (state)")
+	}
+	if d.ConfigChanged {
+		fmt.Fprintln(g.Stdout, "M (config)")
+	}
+	return nil
+}
+
+// VerifyCmd checks a workspace's repository.
+type VerifyCmd struct {
+	RepoFlags `embed:""`
+	ID        string  `arg:"" help:"Workspace id."`
+	ReadData  float64 `name:"read-data" default:"0.1" placeholder:"FRACTION" help:"Fraction of packs to download and authenticate (0 = structure only, 1 = all)."`
+}
+
+// Run verifies.
+func (c *VerifyCmd) Run(g *Globals) error {
+	if c.ReadData < 0 || c.ReadData > 1 {
+		return &UsageError{errors.New("--read-data must be between 0 and 1")}
+	}
+	repo, err := c.openRepo(g, c.ID, false)
+	if err != nil {
+		return err
+	}
+	rep, err := repo.Verify(g.Context(), bsync.VerifyOptions{ReadData: c.ReadData, Progress: c.progress(g)})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if err := printJSON(g, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(g.Stdout, "%d snapshots, %d packs (%d read, %d blobs authenticated), %d unused packs\n",
+			rep.Snapshots, rep.Packs, rep.PacksRead, rep.BlobsRead, rep.UnusedPacks)
+		for _, p := range rep.Problems {
+			fmt.Fprintln(g.Stdout, "problem:", p)
+		}
+	}
+	if !rep.OK() {
+		return fmt.Errorf("verify %s: %d problems", c.ID, len(rep.Problems))
+	}
+	return nil
+}
+
+// PruneCmd applies a retention policy and deletes unused data.
+type PruneCmd struct {
+	RepoFlags  `embed:""`
+	ID         string `arg:"" help:"Workspace id."`
+	KeepLast   int    `name:"keep-last" help:"Keep the N newest snapshots."`
+	KeepHourly int    `name:"keep-hourly" help:"Keep the newest snapshot of each of the last N hours that have one."`
+	KeepDaily  int    `name:"keep-daily" help:"Keep the newest snapshot of each of the last N days that have one."`
+	KeepWeekly int    `name:"keep-weekly" help:"Keep the newest snapshot of each of the last N weeks that have one."`
+	DryRun     bool   `name:"dry-run" help:"Show what would go; change nothing."`
+}
+
+// Run prunes.
+func (c *PruneCmd) Run(g *Globals) error {
+	keep := bsync.Retention{Last: c.KeepLast, Hourly: c.KeepHourly, Daily: c.KeepDaily, Weekly: c.KeepWeekly}
+	if keep == (bsync.Retention{}) {
+		return &UsageError{errors.New("give at least one --keep-* rule")}
+	}
+	repo, err := c.openRepo(g, c.ID, false)
+	if err != nil {
+		return err
+	}
+	res, err := repo.Prune(g.Context(), bsync.PruneOptions{Keep: keep, DryRun: c.DryRun, Progress: c.progress(g)})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(g, res)
+	}
+	verb := "removed"
+	if c.DryRun {
+		verb = "would remove"
+	}
+	fmt.Fprintf(g.Stdout, "kept %d snapshots, %s %d (%s), %d packs deleted, %d repacked, %s freed\n", len(res.Kept), verb,
+		len(res.Forgotten), strings.Join(res.Forgotten, " "), res.PacksDeleted, res.PacksRepacked, humanize.IBytes(uint64(res.BytesFreed)))
+	return nil
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSnapshotCommands(t *testing.T) {
+	dir := setup(t)
+	if r := run(t, "", "workspace", "create", "alice", "--set", "limits.pids=77"); r.code != 0 {
+		t.Fatal(r)
+	}
+	files := filepath.Join(dir, "workspaces", "alice", "files")
+	if err := os.MkdirAll(filepath.Join(files, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(files, "src", "main.go"), []byte("package main\n"), 0o644)
+	os.WriteFile(filepath.Join(files, "notes.md"), []byte("v1\n"), 0o644)
+	if r := run(t, "", "memory", "add", "alice", "the deploy key rotates on fridays"); r.code != 0 {
+		t.Fatalf("memory add: %+v", r)
+	}
+
+	r := run(t, "", "backup", "alice", "--json", "--tag", "first")
+	var first snapshotSummary
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &first) != nil || first.Stats.Files != 2 {
+		t.Fatalf("backup: %+v", r)
+	}
+	os.WriteFile(filepath.Join(files, "notes.md"), []byte("v2\n"), 0o644)
+	os.WriteFile(filepath.Join(files, "new.txt"), []byte("new\n"), 0o644)
+	if r := run(t, "", "backup", "alice"); r.code != 0 || !strings.Contains(r.stdout, "snapshot ") {
+		t.Fatalf("second backup: %+v", r)
+	}
+	r = run(t, "", "snapshots", "alice", "--json")
+	var list []snapshotSummary
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list) != 2 || list[0].Tags[0] != "first" {
+		t.Fatalf("snapshots: %+v", r)
+	}
+	r = run(t, "", "diff", "alice", first.ID, "latest")
+	if r.code != 0 || !strings.Contains(r.stdout, "M notes.md") || !strings.Contains(r.stdout, "+ new.txt") {
+		t.Fatalf("diff: %+v", r)
+	}
+
+	// Fork the first snapshot into a new workspace: files, memory, config.
+	if r := run(t, "", "restore", "alice", first.ID[:6], "--to", "bob"); r.code != 0 {
+		t.Fatalf("restore --to: %+v", r)
+	}
+	bobFiles := filepath.Join(dir, "workspaces", "bob", "files")
+	if b, err := os.ReadFile(filepath.Join(bobFiles, "notes.md")); err != nil || string(b) != "v1\n" {
+		t.Fatalf("fork files: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(bobFiles, "new.txt")); !os.IsNotExist(err) {
+		t.Fatal("fork has a file from a later snapshot")
+	}
+	if r := run(t, "", "memory", "search", "bob", "deploy key"); r.code != 0 || !strings.Contains(r.stdout, "fridays") {
+		t.Fatalf("fork memory: %+v", r)
+	}
+	if r := run(t, "", "workspace", "show", "bob", "--json"); !strings.Contains(r.stdout, `"pids": 77`) {
+		t.Fatalf("fork config: %+v", r)
+	}
+
+	// In place needs --yes; then the tree is exactly the snapshot's.
+	if r := run(t, "", "restore", "alice", first.ID); r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("in-place restore without --yes: %+v", r)
+	}
+	if r := run(t, "", "restore", "alice", first.ID, "--yes"); r.code != 0 {
+		t.Fatalf("in-place restore: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(files, "new.txt")); !os.IsNotExist(err) {
+		t.Fatal("in-place restore kept a file the snapshot does not have")
+	}
+
+	if r := run(t, "", "verify", "alice", "--read-data", "1"); r.code != 0 || !strings.Contains(r.stdout, "2 snapshots") {
+		t.Fatalf("verify: %+v", r)
+	}
+	if r := run(t, "", "prune", "alice"); r.code != 2 {
+		t.Fatalf("prune without a policy: %+v", r)
+	}
+	if r := run(t, "", "prune", "alice", "--keep-last", "1"); r.code != 0 || !strings.Contains(r.stdout, "kept 1 snapshots") {
+		t.Fatalf("prune: %+v", r)
+	}
+
+	// Crypto-shredding: once alice is deleted nothing opens her snapshots,
+	// though the repository's bytes are still on disk.
+	if r := run(t, "", "workspace", "delete", "alice", "--yes"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "restore", "alice", "latest", "--to", "carol"); r.code == 0 {
+		t.Fatalf("restore of a deleted workspace's snapshot: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "snapshots", "alice", "config")); err != nil {
+		t.Fatalf("repository bytes: %v", err)
+	}
+}
