@@ -7,7 +7,9 @@
 // by brute force: exact, and at that size as fast as a graph. The Add that
 // reaches the threshold builds an HNSW graph (Malkov & Yashunin), written in
 // this package from the paper; from then on Search walks the graph and
-// SearchExact still scores everything.
+// SearchExact still scores everything. That build runs under the write lock
+// (under a second of CPU for 4096 vectors of 384 dimensions), so searches wait for
+// it once.
 //
 // # Terms
 //
@@ -24,7 +26,10 @@
 //
 // Metric Cosine stores unit vectors and returns cosine similarity; Metric Dot
 // stores vectors as given and returns the inner product. Both rank larger
-// scores first.
+// scores first. Inner product is not a distance (a vector need not be its
+// own nearest neighbour), so on vectors of varying length the graph finds
+// fewer of the true top k under Dot than under Cosine; embedders that
+// already return unit vectors score the same under both.
 //
 // # Errors
 //

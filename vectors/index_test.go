@@ -459,3 +459,23 @@ func TestSearchEfBelowKStillReturnsK(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeKIsBounded: a caller asking for an absurd k gets every live vector,
+// and no allocation sized by k.
+func TestHugeKIsBounded(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, threshold := range []int{1000, 20} {
+		ix := mustNew(t, Config{Dim: 4, ExactThreshold: threshold})
+		for i, v := range randVecs(rng, 100, 4) {
+			if err := ix.Add(fmt.Sprint(i), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ix.Delete("7")
+		res, err := ix.Search([]float32{1, 2, 3, 4}, math.MaxInt)
+		if err != nil || len(res) != 99 {
+			t.Fatalf("threshold %d: k=MaxInt gave %d results, %v", threshold, len(res), err)
+		}
+	}
+}
