@@ -136,7 +136,9 @@ func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) error {
-	var req CreateWorkspaceRequest
+	// A partial config is merged over the defaults.
+	def := workspace.DefaultConfig()
+	req := CreateWorkspaceRequest{Config: &def}
 	if err := decodeJSON(w, r, s.opts.MaxBody, &req); err != nil {
 		return err
 	}

@@ -158,8 +158,12 @@ func TestTokenDiesWithWorkspace(t *testing.T) {
 	if code := f.do(t, f.admin, "DELETE", "/v1/workspaces/alice", "", nil); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}
-	if code := f.do(t, f.admin, "POST", "/v1/workspaces", `{"id":"alice"}`, nil); code != 201 {
+	var created workspace.Workspace
+	if code := f.do(t, f.admin, "POST", "/v1/workspaces", `{"id":"alice","config":{"limits":{"memory":"1GiB"}}}`, &created); code != 201 {
 		t.Fatalf("recreate: %d", code)
+	}
+	if created.Config.Limits.Memory != 1<<30 || created.Config.Limits.Pids != workspace.DefaultConfig().Limits.Pids {
+		t.Fatalf("partial config not merged over defaults: %+v", created.Config.Limits)
 	}
 	if code, b := f.raw(t, f.alice, "GET", "/v1/workspaces/alice", ""); code != 401 {
 		t.Fatalf("old token opened the new alice: %d %s", code, b)
