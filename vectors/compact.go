@@ -1,36 +1,114 @@
 package vectors
 
-// compact removes tombstones. The caller holds the write lock.
+// testHookRebuilt, when set by a test, runs while a rebuild (compaction or
+// the threshold graph build) still holds the read lock, before the swap.
+var testHookRebuilt func()
+
+// layout is everything compaction replaces, built aside and swapped in.
+type layout struct {
+	g     *graph
+	vecs  []float32
+	ids   []string
+	slots map[string]uint32
+	dead  []bool
+}
+
+// compact removes tombstones. The caller holds the writer mutex and not
+// ix.mu: the compacted layout is built under the read lock, while searches
+// go on against the old one, and swapped in under the write lock.
 //
-// Repair comes first: every live node with a deleted neighbour at some level
-// gets a new link list, chosen with the same heuristic as at insert from its
-// live neighbours plus the live nodes within two deleted hops (the deleted
-// neighbour's own links, and theirs if those are deleted too). Deleted
-// nodes' lists are only read, never written, so the order nodes are repaired
-// in does not matter. Then live slots are renumbered densely.
+// Each live node with a deleted neighbour at some level gets a new link
+// list, chosen with the same heuristic as at insert from its live neighbours
+// plus the live nodes within two deleted hops (the deleted neighbour's own
+// links, and theirs if those are deleted too). Live slots are renumbered
+// densely. Below the exact threshold the graph is dropped instead.
 func (ix *Index) compact() {
 	if ix.g == nil || ix.nDead == 0 {
 		return
 	}
+	ix.mu.RLock()
+	var next layout
 	if len(ix.slots) < ix.cfg.ExactThreshold {
-		ix.dropGraph()
-		return
+		next = ix.withoutGraph()
+	} else {
+		next = ix.repaired()
 	}
-	ix.repair()
-	ix.renumber()
+	if testHookRebuilt != nil {
+		testHookRebuilt()
+	}
+	ix.mu.RUnlock()
+	ix.mu.Lock()
+	ix.g, ix.vecs, ix.ids, ix.slots, ix.dead = next.g, next.vecs, next.ids, next.slots, next.dead
+	ix.nDead = 0
+	ix.mu.Unlock()
 }
 
-func (ix *Index) repair() {
-	g := ix.g
-	s := ix.ws
-	var frontier, next []uint32
-	for u := range uint32(len(ix.ids)) {
-		if ix.dead[u] {
+// liveSlots copies the live slots' vectors and ids densely and returns them
+// with the old-to-new slot map (noEntry for dead slots).
+func (ix *Index) liveSlots() (layout, []uint32) {
+	n := len(ix.slots)
+	out := layout{
+		vecs:  make([]float32, 0, n*ix.cfg.Dim),
+		ids:   make([]string, 0, n),
+		slots: make(map[string]uint32, n),
+	}
+	newID := make([]uint32, len(ix.ids))
+	for old := range uint32(len(ix.ids)) {
+		if ix.dead[old] {
+			newID[old] = noEntry
 			continue
 		}
-		uv := ix.vec(u)
-		for l := 0; l <= int(g.levels[u]); l++ {
-			links := g.neighbors(u, l)
+		newID[old] = uint32(len(out.ids))
+		out.slots[ix.ids[old]] = newID[old]
+		out.ids = append(out.ids, ix.ids[old])
+		out.vecs = append(out.vecs, ix.vec(old)...)
+	}
+	return out, newID
+}
+
+// withoutGraph is the exact-mode layout of the live slots.
+func (ix *Index) withoutGraph() layout {
+	out, _ := ix.liveSlots()
+	return out
+}
+
+// repaired is the graph-mode layout of the live slots with every link to a
+// tombstone replaced. It only reads the current layout.
+func (ix *Index) repaired() layout {
+	g := ix.g
+	s := ix.ws
+	out, newID := ix.liveSlots()
+	ng := newGraph(ix.cfg, len(out.ids))
+	out.g = ng
+	out.dead = make([]bool, len(out.ids))
+
+	// Keep a live entry point; otherwise promote a live node of the highest
+	// remaining level.
+	entry, entryLevel := uint32(noEntry), -1
+	for old := range uint32(len(ix.ids)) {
+		if newID[old] == noEntry {
+			continue
+		}
+		lv := int(g.levels[old])
+		ng.addSlot(lv)
+		if lv > entryLevel {
+			entry, entryLevel = newID[old], lv
+		}
+	}
+	if !ix.dead[g.entry] {
+		entry, entryLevel = newID[g.entry], int(g.levels[g.entry])
+	}
+	ng.entry, ng.maxLevel = entry, entryLevel
+
+	var frontier, next, mapped []uint32
+	for old := range uint32(len(ix.ids)) {
+		nu := newID[old]
+		if nu == noEntry {
+			continue
+		}
+		uv := ix.vec(old)
+		for l := 0; l <= int(g.levels[old]); l++ {
+			links := g.neighbors(old, l)
 			hasDead := false
 			for _, x := range links {
 				if ix.dead[x] {
@@ -38,122 +116,47 @@ func (ix *Index) repair() {
 					break
 				}
 			}
-			if !hasDead {
-				continue
-			}
-			s.startVisit(len(ix.ids))
-			s.visit(u)
-			s.tmp = s.tmp[:0]
-			frontier = frontier[:0]
-			for _, x := range links {
-				s.visit(x)
-				if ix.dead[x] {
-					frontier = append(frontier, x)
-				} else {
-					s.tmp = append(s.tmp, cand{ix.dist(uv, x), x})
-				}
-			}
-			for hop := 0; hop < 2 && len(frontier) > 0; hop++ {
-				next = next[:0]
-				for _, d := range frontier {
-					for _, y := range g.neighbors(d, l) {
-						if s.visit(y) {
-							continue
-						}
-						if ix.dead[y] {
-							next = append(next, y)
-						} else {
-							s.tmp = append(s.tmp, cand{ix.dist(uv, y), y})
-						}
+			if hasDead {
+				s.startVisit(len(ix.ids))
+				s.visit(old)
+				s.tmp = s.tmp[:0]
+				frontier = frontier[:0]
+				for _, x := range links {
+					s.visit(x)
+					if ix.dead[x] {
+						frontier = append(frontier, x)
+					} else {
+						s.tmp = append(s.tmp, cand{ix.dist(uv, x), x})
 					}
 				}
-				frontier, next = next, frontier
+				for hop := 0; hop < 2 && len(frontier) > 0; hop++ {
+					next = next[:0]
+					for _, d := range frontier {
+						for _, y := range g.neighbors(d, l) {
+							if s.visit(y) {
+								continue
+							}
+							if ix.dead[y] {
+								next = append(next, y)
+							} else {
+								s.tmp = append(s.tmp, cand{ix.dist(uv, y), y})
+							}
+						}
+					}
+					frontier, next = next, frontier
+				}
+				sortCands(s.tmp)
+				s.sel = ix.selectHeuristic(s.tmp, g.mmax(l), s.sel[:0])
+				links = s.sel
 			}
-			sortCands(s.tmp)
-			s.sel = ix.selectHeuristic(s.tmp, g.mmax(l), s.sel[:0])
-			g.setNeighbors(u, l, s.sel)
-		}
-	}
-}
-
-// renumber drops dead slots and rewrites every link through the new
-// numbering. After repair no live list names a dead slot; a link that still
-// would is dropped rather than trusted.
-func (ix *Index) renumber() {
-	g := ix.g
-	dim := ix.cfg.Dim
-	n := len(ix.slots)
-	newID := make([]uint32, len(ix.ids))
-	ng := newGraph(ix.cfg, n)
-	vecs := make([]float32, 0, n*dim)
-	ids := make([]string, 0, n)
-	// Keep a live entry point; otherwise promote a live node of the highest
-	// remaining level.
-	keepEntry := !ix.dead[g.entry]
-	var entry uint32 = noEntry
-	entryLevel := -1
-	next := uint32(0)
-	for old := range uint32(len(ix.ids)) {
-		if ix.dead[old] {
-			newID[old] = noEntry
-			continue
-		}
-		newID[old] = next
-		lv := int(g.levels[old])
-		if !keepEntry && lv > entryLevel {
-			entry, entryLevel = next, lv
-		}
-		vecs = append(vecs, ix.vec(old)...)
-		ids = append(ids, ix.ids[old])
-		ng.addSlot(lv)
-		next++
-	}
-	if keepEntry {
-		entry, entryLevel = newID[g.entry], int(g.levels[g.entry])
-	}
-	var buf []uint32
-	for old := range uint32(len(ix.ids)) {
-		nu := newID[old]
-		if nu == noEntry {
-			continue
-		}
-		for l := 0; l <= int(g.levels[old]); l++ {
-			buf = buf[:0]
-			for _, x := range g.neighbors(old, l) {
+			mapped = mapped[:0]
+			for _, x := range links {
 				if y := newID[x]; y != noEntry {
-					buf = append(buf, y)
+					mapped = append(mapped, y)
 				}
 			}
-			ng.setNeighbors(nu, l, buf)
+			ng.setNeighbors(nu, l, mapped)
 		}
 	}
-	ng.entry, ng.maxLevel = entry, entryLevel
-	ix.g = ng
-	ix.vecs = vecs
-	ix.ids = ids
-	ix.dead = make([]bool, n)
-	ix.nDead = 0
-	for i, id := range ids {
-		ix.slots[id] = uint32(i)
-	}
-}
-
-// dropGraph returns to exact mode, keeping only live slots.
-func (ix *Index) dropGraph() {
-	dim := ix.cfg.Dim
-	n := len(ix.slots)
-	vecs := make([]float32, 0, n*dim)
-	ids := make([]string, 0, n)
-	for old := range uint32(len(ix.ids)) {
-		if ix.dead[old] {
-			continue
-		}
-		vecs = append(vecs, ix.vec(old)...)
-		ids = append(ids, ix.ids[old])
-	}
-	ix.g, ix.dead, ix.nDead = nil, nil, 0
-	ix.vecs, ix.ids = vecs, ids
-	for i, id := range ids {
-		ix.slots[id] = uint32(i)
-	}
+	return out
 }

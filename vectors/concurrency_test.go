@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestConcurrentReadersAndWriter runs searches on several goroutines while
@@ -76,5 +77,47 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	}
 	if n := ix.Len(); n != 0 {
 		t.Fatalf("Len = %d after deleting everything", n)
+	}
+}
+
+// TestSearchesRunDuringRebuilds stops the threshold graph build and a
+// compaction at the point where their new layout is built but not yet
+// swapped in, and requires a search from another goroutine to finish there:
+// readers are not held up by the long writes. The test is not parallel
+// because it sets a package hook.
+func TestSearchesRunDuringRebuilds(t *testing.T) {
+	const dim = 8
+	rng := rand.New(rand.NewPCG(31, 32))
+	vecs := randVecs(rng, 300, dim)
+	ix := mustNew(t, Config{Dim: dim, ExactThreshold: 200})
+	var rebuilds int
+	testHookRebuilt = func() {
+		rebuilds++
+		done := make(chan error, 1)
+		go func() {
+			_, err := ix.Search(vecs[0], 5)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("a search was blocked by a rebuild")
+		}
+	}
+	defer func() { testHookRebuilt = nil }()
+	for i, v := range vecs {
+		if err := ix.Add(fmt.Sprint(i), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		ix.Delete(fmt.Sprint(i))
+	}
+	ix.Compact()
+	if rebuilds < 2 {
+		t.Fatalf("hook ran %d times, want the graph build and a compaction", rebuilds)
 	}
 }

@@ -7,9 +7,7 @@
 // by brute force: exact, and at that size as fast as a graph. The Add that
 // reaches the threshold builds an HNSW graph (Malkov & Yashunin), written in
 // this package from the paper; from then on Search walks the graph and
-// SearchExact still scores everything. That build runs under the write lock
-// (under a second of CPU for 4096 vectors of 384 dimensions), so searches wait for
-// it once.
+// SearchExact still scores everything.
 //
 // # Terms
 //
@@ -42,10 +40,15 @@
 //
 // # Concurrency
 //
-// An Index is safe for concurrent use. Searches, Len, Stats and Save share a
-// read lock and run in parallel; Add, Upsert, Delete and Compact take the
-// write lock, so a search sees each write entirely or not at all. Each search
-// borrows pooled scratch space and allocates only its result slice.
+// An Index is safe for concurrent use. Searches, Len and Stats share a read
+// lock and run in parallel. Writers (Add, Upsert, Delete, Compact, and Save,
+// which needs a still index) are serialised by a mutex of their own and take
+// the write lock only to change the layout: a search sees each write
+// entirely or not at all. The two long writes, building the graph at the
+// threshold and compaction, do their work under the read lock into a new
+// layout and take the write lock only to swap it in, so searches go on
+// during them (brute force while the graph is built). Each search borrows
+// pooled scratch space and allocates only its result slice.
 //
 // # Persistence
 //

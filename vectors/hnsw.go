@@ -121,29 +121,45 @@ func (s *scratch) visit(slot uint32) bool {
 	return false
 }
 
-func (ix *Index) randomLevel() int {
+func (ix *Index) randomLevel(g *graph) int {
 	u := ix.rng.Float64() // [0, 1)
-	l := int(-math.Log(1-u) * ix.g.ml)
+	l := int(-math.Log(1-u) * g.ml)
 	return min(l, maxLevel)
 }
 
-// buildGraph switches an exact-mode index to graph mode.
+// isDead reports whether slot is a tombstone. An index in exact mode, or one
+// whose graph is being built, has no dead slice and no tombstones.
+func (ix *Index) isDead(slot uint32) bool {
+	return ix.dead != nil && ix.dead[slot]
+}
+
+// buildGraph switches an exact-mode index to graph mode. The caller holds
+// the writer mutex and not ix.mu: the graph is built under the read lock,
+// reading the slots while searches go on by brute force, and swapped in
+// under the write lock.
 func (ix *Index) buildGraph() {
+	ix.mu.RLock()
 	n := len(ix.ids)
-	ix.g = newGraph(ix.cfg, n+n/4)
-	ix.dead = make([]bool, n, n+n/4)
-	ix.nDead = 0
+	g := newGraph(ix.cfg, n+n/4)
 	for slot := range n {
-		ix.insert(uint32(slot))
+		ix.insert(g, uint32(slot))
 	}
+	if testHookRebuilt != nil {
+		testHookRebuilt()
+	}
+	ix.mu.RUnlock()
+	dead := make([]bool, n, n+n/4)
+	ix.mu.Lock()
+	ix.g, ix.dead, ix.nDead = g, dead, 0
+	ix.mu.Unlock()
 }
 
 // greedy descends one layer: move to the closest neighbour until none is
 // closer (the ef = 1 case of searchLayer, without the heaps).
-func (ix *Index) greedy(q []float32, ep uint32, epd float32, level int) (uint32, float32) {
+func (ix *Index) greedy(g *graph, q []float32, ep uint32, epd float32, level int) (uint32, float32) {
 	for changed := true; changed; {
 		changed = false
-		for _, x := range ix.g.neighbors(ep, level) {
+		for _, x := range g.neighbors(ep, level) {
 			if d := ix.dist(q, x); d < epd {
 				ep, epd, changed = x, d, true
 			}
@@ -156,8 +172,7 @@ func (ix *Index) greedy(q []float32, ep uint32, epd float32, level int) (uint32,
 // keeps the ef closest nodes found. Tombstones are walked through but, when
 // skipDead is set, never enter the result. The result is s.out, sorted
 // closest first.
-func (ix *Index) searchLayer(s *scratch, q []float32, eps []cand, ef, level int, skipDead bool) []cand {
-	g := ix.g
+func (ix *Index) searchLayer(g *graph, s *scratch, q []float32, eps []cand, ef, level int, skipDead bool) []cand {
 	s.startVisit(len(ix.ids))
 	s.cands = s.cands[:0]
 	s.res.reset()
@@ -166,7 +181,7 @@ func (ix *Index) searchLayer(s *scratch, q []float32, eps []cand, ef, level int,
 			continue
 		}
 		s.cands.push(e)
-		if !skipDead || !ix.dead[e.id] {
+		if !skipDead || !ix.isDead(e.id) {
 			s.res.push(e)
 			if s.res.len() > ef {
 				s.res.pop()
@@ -190,7 +205,7 @@ func (ix *Index) searchLayer(s *scratch, q []float32, eps []cand, ef, level int,
 			d := ix.dist(q, x)
 			if s.res.len() < ef || d < s.res.worst() {
 				s.cands.push(cand{d, x})
-				if !skipDead || !ix.dead[x] {
+				if !skipDead || !ix.isDead(x) {
 					s.res.push(cand{d, x})
 					if s.res.len() > ef {
 						s.res.pop()
@@ -209,21 +224,22 @@ func (ix *Index) searchGraph(s *scratch, q []float32, k, ef int) []cand {
 	ep := g.entry
 	epd := ix.dist(q, ep)
 	for l := g.maxLevel; l > 0; l-- {
-		ep, epd = ix.greedy(q, ep, epd, l)
+		ep, epd = ix.greedy(g, q, ep, epd, l)
 	}
 	s.eps = append(s.eps[:0], cand{epd, ep})
-	out := ix.searchLayer(s, q, s.eps, ef, 0, true)
+	out := ix.searchLayer(g, s, q, s.eps, ef, 0, true)
 	if len(out) > k {
 		out = out[:k]
 	}
 	return out
 }
 
-// insert links a slot whose vector is already stored (Algorithm 1).
-func (ix *Index) insert(slot uint32) {
-	g := ix.g
+// insert links into g a slot whose vector is already stored (Algorithm 1).
+// It uses the writer's scratch and level generator: the caller holds the
+// writer mutex.
+func (ix *Index) insert(g *graph, slot uint32) {
 	s := ix.ws
-	level := ix.randomLevel()
+	level := ix.randomLevel(g)
 	g.addSlot(level)
 	if g.entry == noEntry {
 		g.entry, g.maxLevel = slot, level
@@ -233,18 +249,18 @@ func (ix *Index) insert(slot uint32) {
 	ep := g.entry
 	epd := ix.dist(q, ep)
 	for l := g.maxLevel; l > level; l-- {
-		ep, epd = ix.greedy(q, ep, epd, l)
+		ep, epd = ix.greedy(g, q, ep, epd, l)
 	}
 	s.eps = append(s.eps[:0], cand{epd, ep})
 	for l := min(level, g.maxLevel); l >= 0; l-- {
-		w := ix.searchLayer(s, q, s.eps, g.efC, l, true)
+		w := ix.searchLayer(g, s, q, s.eps, g.efC, l, true)
 		if len(w) == 0 { // every node reached is a tombstone: link to them anyway
-			w = ix.searchLayer(s, q, s.eps, g.efC, l, false)
+			w = ix.searchLayer(g, s, q, s.eps, g.efC, l, false)
 		}
 		s.sel = ix.selectHeuristic(w, g.m, s.sel[:0])
 		g.setNeighbors(slot, l, s.sel)
 		for _, e := range s.sel {
-			ix.link(e, slot, l)
+			ix.link(g, e, slot, l)
 		}
 		s.eps = append(s.eps[:0], w...)
 	}
@@ -280,8 +296,7 @@ func (ix *Index) selectHeuristic(cs []cand, m int, out []uint32) []uint32 {
 // link adds a back link from e to slot at level, re-selecting e's links with
 // the heuristic when its list is full. Tombstones are dropped from the list
 // when it is re-selected.
-func (ix *Index) link(e, slot uint32, level int) {
-	g := ix.g
+func (ix *Index) link(g *graph, e, slot uint32, level int) {
 	r := g.record(e, level)
 	n := int(r[0])
 	if n < g.mmax(level) {
@@ -293,7 +308,7 @@ func (ix *Index) link(e, slot uint32, level int) {
 	ev := ix.vec(e)
 	s.tmp = s.tmp[:0]
 	for _, x := range r[1 : 1+n] {
-		if !ix.dead[x] {
+		if !ix.isDead(x) {
 			s.tmp = append(s.tmp, cand{ix.dist(ev, x), x})
 		}
 	}

@@ -126,6 +126,11 @@ type Stats struct {
 // holds Config.ExactThreshold vectors. Its methods are safe for concurrent
 // use: searches share a read lock, writes take the write lock.
 type Index struct {
+	// wmu serialises writers (and Save) across all their phases; mu guards
+	// the layout against readers. A writer that rebuilds (the graph at the
+	// threshold, compaction) holds wmu and builds under mu's read lock, so
+	// searches are blocked only while the result is swapped in.
+	wmu   sync.Mutex
 	mu    sync.RWMutex
 	cfg   Config
 	vecs  []float32 // slot i is vecs[i*dim : (i+1)*dim]
@@ -136,7 +141,7 @@ type Index struct {
 	g     *graph // nil in exact mode
 	pcg   *rand.PCG
 	rng   *rand.Rand
-	ws    *scratch // the writer's scratch; only touched under the write lock
+	ws    *scratch // the writer's scratch and level generator: touched only under wmu
 	pool  sync.Pool
 }
 
@@ -192,24 +197,28 @@ func (ix *Index) Upsert(id string, vec []float32) error { return ix.put(id, vec,
 // slot becomes a tombstone that searches walk through but never return,
 // until compaction reconnects its neighbours and drops it.
 func (ix *Index) Delete(id string) bool {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	slot, ok := ix.slots[id]
-	if !ok {
-		return false
+	if ok {
+		ix.remove(slot)
 	}
-	ix.remove(slot)
-	ix.maybeCompact()
-	return true
+	ix.mu.Unlock()
+	if ok {
+		ix.maybeCompact()
+	}
+	return ok
 }
 
 // Compact drops tombstones: every live node that linked to a deleted one is
 // relinked from its surviving neighbours and the deleted node's neighbours,
 // then slots are renumbered densely. Below the exact threshold the graph is
-// dropped instead. It holds the write lock for its whole run.
+// dropped instead. Searches continue while it runs, against the old layout;
+// other writers wait.
 func (ix *Index) Compact() {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
 	ix.compact()
 }
 
@@ -355,41 +364,54 @@ func (ix *Index) put(id string, vec []float32, upsert bool) error {
 	if err != nil {
 		return fmt.Errorf("vector %q: %w", id, err)
 	}
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if slot, ok := ix.slots[id]; ok {
-		if !upsert {
-			return fmt.Errorf("%w: %q", ErrDuplicateID, id)
-		}
-		if ix.g == nil { // exact mode: overwrite in place
-			off := int(slot) * ix.cfg.Dim
-			// A zero-length slice with capacity Dim: store's appends land
-			// exactly on the slot.
-			ix.store(ix.vecs[off:off:off+ix.cfg.Dim], vec, n)
-			return nil
-		}
-		ix.remove(slot)
+	build, err := ix.putLocked(id, vec, n, upsert)
+	ix.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	if len(ix.ids) >= maxSlots {
-		return ErrFull
-	}
-	ix.vecs = ix.store(ix.vecs, vec, n)
-	slot := uint32(len(ix.ids))
-	ix.ids = append(ix.ids, id)
-	ix.slots[id] = slot
-	switch {
-	case ix.g != nil:
-		ix.dead = append(ix.dead, false)
-		ix.insert(slot)
-	case len(ix.slots) >= ix.cfg.ExactThreshold:
+	if build {
 		ix.buildGraph()
 	}
 	ix.maybeCompact()
 	return nil
 }
 
+// putLocked stores vec under both locks and reports whether the index has
+// reached the threshold and needs its graph built.
+func (ix *Index) putLocked(id string, vec []float32, n float64, upsert bool) (bool, error) {
+	if slot, ok := ix.slots[id]; ok {
+		if !upsert {
+			return false, fmt.Errorf("%w: %q", ErrDuplicateID, id)
+		}
+		if ix.g == nil { // exact mode: overwrite in place
+			off := int(slot) * ix.cfg.Dim
+			// A zero-length slice with capacity Dim: store's appends land
+			// exactly on the slot.
+			ix.store(ix.vecs[off:off:off+ix.cfg.Dim], vec, n)
+			return false, nil
+		}
+		ix.remove(slot)
+	}
+	if len(ix.ids) >= maxSlots {
+		return false, ErrFull
+	}
+	ix.vecs = ix.store(ix.vecs, vec, n)
+	slot := uint32(len(ix.ids))
+	ix.ids = append(ix.ids, id)
+	ix.slots[id] = slot
+	if ix.g != nil {
+		ix.dead = append(ix.dead, false)
+		ix.insert(ix.g, slot)
+		return false, nil
+	}
+	return len(ix.slots) >= ix.cfg.ExactThreshold, nil
+}
+
 // remove deletes a slot: swap-remove in exact mode, a tombstone in graph
-// mode. The caller holds the write lock.
+// mode. The caller holds both locks.
 func (ix *Index) remove(slot uint32) {
 	id := ix.ids[slot]
 	delete(ix.slots, id)
@@ -411,6 +433,8 @@ func (ix *Index) remove(slot uint32) {
 	ix.vecs = ix.vecs[:int(last)*dim]
 }
 
+// maybeCompact compacts when tombstones pass the ratio. The caller holds
+// wmu, which is enough to read the counters: only writers change them.
 func (ix *Index) maybeCompact() {
 	r := ix.cfg.MaxTombstoneRatio
 	if ix.g == nil || r < 0 || ix.nDead < 64 {

@@ -38,9 +38,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Dead slots (graph mode only) have an empty id and keep their vector and
 // links, so a loaded graph is the one that was saved.
 
-// Save writes the index to w. It holds the read lock while it runs, so
-// searches continue and writers wait.
+// Save writes the index to w. Searches continue while it runs; writers
+// wait.
 func (ix *Index) Save(w io.Writer) error {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	crc := crc32.New(castagnoli)
