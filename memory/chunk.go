@@ -34,6 +34,10 @@ type Chunk struct {
 	Time   time.Time `json:"time"`
 	Tags   []string  `json:"tags,omitempty"`
 	Pinned bool      `json:"pinned,omitempty"`
+	// Context is text around the chunk that helps find it but is not part
+	// of it (a transcript turn's preceding turn); keyword search matches it
+	// at Config.ContextWeight.
+	Context string `json:"context,omitempty"`
 	// Model names the embedding model of the stored embedding, if any.
 	Model string `json:"model,omitempty"`
 }
@@ -70,6 +74,12 @@ func (c *Chunk) check(maxBytes int, now time.Time) error {
 	}
 	if len(c.Text) > maxBytes {
 		return bad("text is %d bytes, more than %d", len(c.Text), maxBytes)
+	}
+	if !utf8.ValidString(c.Context) {
+		return fmt.Errorf("chunk context: %w", ErrInvalidText)
+	}
+	if len(c.Context) > maxBytes {
+		return bad("context is %d bytes, more than %d", len(c.Context), maxBytes)
 	}
 	if c.Source == "" {
 		c.Source = SourceManual

@@ -69,6 +69,9 @@ type Config struct {
 	// ExpansionBoost weighs an expansion term against a query word
 	// (default 0.1; measured on LoCoMo, 0.3 cost a third of recall@1).
 	ExpansionBoost float64 `json:"expansion_boost,omitempty"`
+	// ContextWeight scales matches in a chunk's Context against matches in
+	// its text (default 0.3; negative ignores context).
+	ContextWeight float64 `json:"context_weight,omitempty"`
 	// MaxQueryBytes bounds a query (default 8 KiB, at most 1 MiB).
 	MaxQueryBytes int `json:"max_query_bytes,omitempty"`
 	// MaxChunkBytes bounds one chunk's text (default 64 KiB).
@@ -115,6 +118,9 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.ExpansionDocs, 1)
 	if c.ExpansionBoost == 0 {
 		c.ExpansionBoost = 0.1
+	}
+	if c.ContextWeight == 0 {
+		c.ContextWeight = 0.3
 	}
 	setInt(&c.MaxQueryBytes, 8<<10)
 	setInt(&c.MaxChunkBytes, 64<<10)
@@ -168,6 +174,8 @@ func (c Config) Validate() error {
 		return bad("expansion_docs %d not in [1, 50]", c.ExpansionDocs)
 	case !finite(c.ExpansionBoost) || c.ExpansionBoost <= 0 || c.ExpansionBoost > 1:
 		return bad("expansion_boost %v not in (0, 1]", c.ExpansionBoost)
+	case !finite(c.ContextWeight) || c.ContextWeight > 1:
+		return bad("context_weight %v must be at most 1", c.ContextWeight)
 	case c.MaxQueryBytes < 1 || c.MaxQueryBytes > 1<<20:
 		return bad("max_query_bytes %d not in [1, 1 MiB]", c.MaxQueryBytes)
 	case c.MaxChunkBytes < 64 || c.MaxChunkBytes > 16<<20:

@@ -1,6 +1,7 @@
 // Package memory is a store of remembered text chunks with hybrid search.
 //
-// A Store keeps chunks (text, source, path, time, tags, pinned) and their
+// A Store keeps chunks (text, source, path, time, tags, pinned, and optional
+// context: neighbouring text searched at a lower weight) and their
 // embeddings in a Badger database the caller opens and owns, under a key
 // prefix the caller chooses (one prefix per tenant database; the default is
 // "memory/"). Everything else is derived: a keyword index (textindex) and a

@@ -16,7 +16,7 @@ import (
 
 // stateFormat changes whenever what the index directory holds changes
 // meaning (analysis, layout); a different format forces a rebuild.
-const stateFormat = 1
+const stateFormat = 2
 
 // indexState is state.json in the index directory.
 type indexState struct {
@@ -241,7 +241,7 @@ func (s *Store) rebuildText(ctx context.Context, ix *indexes) error {
 			if err := it.Item().Value(func(b []byte) error { return jsonUnmarshal(b, &c) }); err != nil {
 				return fmt.Errorf("decode chunk %q: %w", it.Item().Key(), err)
 			}
-			docs = append(docs, textindex.Doc{ID: c.ID, Text: c.Text})
+			docs = append(docs, textindex.Doc{ID: c.ID, Text: c.Text, Context: c.Context})
 			if len(docs) == batch {
 				if err := flush(); err != nil {
 					return err
@@ -304,7 +304,7 @@ func (ix *indexes) apply(ctx context.Context, s *Store, ids []string) error {
 				gone = append(gone, id)
 				continue
 			}
-			docs = append(docs, textindex.Doc{ID: id, Text: c.Text})
+			docs = append(docs, textindex.Doc{ID: id, Text: c.Text, Context: c.Context})
 			if ix.vec == nil || c.Model != ix.model {
 				continue
 			}

@@ -184,6 +184,7 @@ func BenchmarkLoCoMo(b *testing.B) {
 		{"default", memory.Config{MaxResults: 25}},
 		{"no decay", memory.Config{MaxResults: 25, DecayHalfLife: -1}},
 		{"no decay, no MMR", memory.Config{MaxResults: 25, DecayHalfLife: -1, MMRLambda: 1}},
+		{"no decay, no neighbour context", memory.Config{MaxResults: 25, DecayHalfLife: -1, ContextWeight: -1}},
 		{"no decay, no expansion", memory.Config{MaxResults: 25, DecayHalfLife: -1, ExpansionTerms: -1}},
 		{"no decay, no MMR, no expansion", memory.Config{MaxResults: 25, DecayHalfLife: -1, MMRLambda: 1, ExpansionTerms: -1}},
 	}

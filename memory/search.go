@@ -178,7 +178,7 @@ func (s *Store) Search(ctx context.Context, o SearchOptions) (Results, error) {
 // terms that best characterise the first round's top hits, and occur in more
 // than one chunk, are added at a lower weight and the query is run again.
 func (s *Store) keywordSearch(ctx context.Context, ix *indexes, query string, keywords []string, n int) ([]textindex.Hit, []string, error) {
-	q := textindex.Query{Text: strings.Join(keywords, " ")}
+	q := textindex.Query{Text: strings.Join(keywords, " "), ContextBoost: max(0, s.cfg.ContextWeight)}
 	if len(keywords) == 0 {
 		q.Text = query
 	}

@@ -546,3 +546,37 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("stats %+v %v", st, err)
 	}
 }
+
+func TestTranscriptContext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t, openDB(t, t.TempDir()), "", t.TempDir(), nil)
+	ids, err := s.IndexTranscript(ctx, "bulkhead:alice:session:1", []memory.Turn{
+		{Seq: 0, Speaker: "Bob", Text: "Where did you go for the holidays?"},
+		{Seq: 1, Speaker: "Ann", Text: "  "},
+		{Seq: 2, Speaker: "Ann", Text: "We went hiking in Patagonia."},
+		{Seq: 3, Speaker: "Bob", Text: "Sounds amazing!"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[1] != "" || ids[0] == "" || ids[2] == "" {
+		t.Fatalf("ids %v", ids)
+	}
+	c, err := s.Get(ctx, ids[2])
+	if err != nil || c.Text != "Ann: We went hiking in Patagonia." || c.Source != memory.SourceSession ||
+		c.Context != "Bob: Where did you go for the holidays?\nBob: Sounds amazing!" {
+		t.Fatalf("chunk %+v %v", c, err)
+	}
+	// The answer is found by words only its question holds.
+	if got := hitIDs(search(t, s, "holidays")); len(got) < 2 || got[0] != ids[0] || !contains(got, ids[2]) {
+		t.Errorf("holidays: %v", got)
+	}
+	// Indexing the same turns again replaces them.
+	if _, err := s.IndexTranscript(ctx, "bulkhead:alice:session:1", []memory.Turn{{Seq: 3, Speaker: "Bob", Text: "Sounds amazing!"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Chunks != 3 {
+		t.Errorf("stats %+v %v", st, err)
+	}
+}

@@ -10,7 +10,10 @@ import (
 	"github.com/blugelabs/bluge/search"
 )
 
-const textField = "text"
+const (
+	textField    = "text"
+	contextField = "context"
+)
 
 // Bluge is an Index kept by github.com/blugelabs/bluge in one directory.
 type Bluge struct {
@@ -37,6 +40,9 @@ func document(d Doc) *bluge.Document {
 	}
 	doc := bluge.NewDocument(d.ID)
 	doc.AddField(bluge.NewTextField(textField, d.Text).WithAnalyzer(analyzerFor(lang)))
+	if d.Context != "" {
+		doc.AddField(bluge.NewTextField(contextField, d.Context).WithAnalyzer(analyzerFor(lang)))
+	}
 	return doc
 }
 
@@ -147,17 +153,28 @@ func matchID(m *search.DocumentMatch) (string, error) {
 func buildQuery(q Query) (bluge.Query, error) {
 	bq := bluge.NewBooleanQuery()
 	clauses := 0
+	fields := []struct {
+		name  string
+		boost float64
+	}{{textField, 1}}
+	if q.ContextBoost > 0 {
+		fields = append(fields, struct {
+			name  string
+			boost float64
+		}{contextField, q.ContextBoost})
+	}
 	addGroup := func(terms []string, boost float64) {
-		if len(terms) == 1 {
-			bq.AddShould(bluge.NewTermQuery(terms[0]).SetField(textField).SetBoost(boost))
-			clauses++
-			return
+		for _, f := range fields {
+			if len(terms) == 1 {
+				bq.AddShould(bluge.NewTermQuery(terms[0]).SetField(f.name).SetBoost(boost * f.boost))
+				continue
+			}
+			g := bluge.NewBooleanQuery()
+			for _, t := range terms {
+				g.AddShould(bluge.NewTermQuery(t).SetField(f.name))
+			}
+			bq.AddShould(g.SetBoost(boost * f.boost))
 		}
-		g := bluge.NewBooleanQuery()
-		for _, t := range terms {
-			g.AddShould(bluge.NewTermQuery(t).SetField(textField))
-		}
-		bq.AddShould(g.SetBoost(boost))
 		clauses++
 	}
 	for _, g := range queryGroups(q.Text) {

@@ -188,3 +188,23 @@ func TestExtraTermsAndErrors(t *testing.T) {
 		t.Errorf("after reopen: %v, %v", hits, err)
 	}
 }
+
+func TestContextField(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ix := openTest(t)
+	if err := ix.Upsert(ctx, []Doc{
+		{ID: "reply", Text: "Yes, last summer.", Context: "Did you ever visit Lisbon?"},
+		{ID: "direct", Text: "Lisbon is lovely in spring."},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := ix.Search(ctx, Query{Text: "Lisbon"}, 5)
+	if err != nil || len(hits) != 1 || hits[0].ID != "direct" {
+		t.Fatalf("without context: %v %v", hits, err)
+	}
+	hits, err = ix.Search(ctx, Query{Text: "Lisbon", ContextBoost: 0.3}, 5)
+	if err != nil || len(hits) != 2 || hits[0].ID != "direct" || hits[1].ID != "reply" {
+		t.Fatalf("with context: %v %v; want the direct match first, the reply second", hits, err)
+	}
+}

@@ -2,12 +2,14 @@ package textindex
 
 import "context"
 
-// Doc is one document: a caller-chosen id and its text. Lang may name the
-// text's language; empty means detect it.
+// Doc is one document: a caller-chosen id and its text. Context is optional
+// text around it (say, the turn a reply answers), searched at a lower weight.
+// Lang may name the text's language; empty means detect it.
 type Doc struct {
-	ID   string
-	Text string
-	Lang Lang
+	ID      string
+	Text    string
+	Context string
+	Lang    Lang
 }
 
 // Term is an extra weighted query term (a query expansion), given as an index
@@ -18,10 +20,12 @@ type Term struct {
 }
 
 // Query is a keyword query: Text is analysed into terms, each word matching
-// any of its stems; Extra adds weighted words on top.
+// any of its stems; Extra adds weighted words on top. With ContextBoost > 0
+// every term also matches documents' Context, its score scaled by it.
 type Query struct {
-	Text  string
-	Extra []Term
+	Text         string
+	Extra        []Term
+	ContextBoost float64
 }
 
 // Hit is one ranked result. Score is BM25 (higher is better, unbounded).
