@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Lock timing: a holder rewrites its lock every lockRefresh; a lock not
-// rewritten for lockStale is ignored (its holder is presumed dead).
+// Lock timing: a holder rewrites its lock every lockRefresh; a lock whose
+// object was not rewritten for lockStale is ignored (its holder is presumed
+// dead) and removed by the next prune.
 var (
 	lockRefresh = 5 * time.Minute
 	lockStale   = 30 * time.Minute
@@ -126,18 +127,23 @@ func (l *repoLock) unlock(ctx context.Context) error {
 	return nil
 }
 
+// A lock's age is judged by the store's modification time of the object,
+// which each refresh renews, not by the holder's clock.
 func (r *Repository) conflictingLock(ctx context.Context, own string, exclusive bool) (*LockError, error) {
-	var names []string
+	var others []ObjectInfo
 	if err := r.store.List(ctx, "locks/", func(oi ObjectInfo) error {
 		if oi.Name != own {
-			names = append(names, oi.Name)
+			others = append(others, oi)
 		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	for _, name := range names {
-		b, err := readAll(ctx, r.store, name)
+	for _, oi := range others {
+		if time.Since(oi.ModTime) > lockStale {
+			continue
+		}
+		b, err := readAll(ctx, r.store, oi.Name)
 		if errors.Is(err, ErrNotFound) {
 			continue // released meanwhile
 		}
@@ -146,14 +152,11 @@ func (r *Repository) conflictingLock(ctx context.Context, own string, exclusive 
 		}
 		var li lockInfo
 		if err := json.Unmarshal(b, &li); err != nil {
-			// An unreadable lock may be one being written: treat it as held.
-			li = lockInfo{Exclusive: true, Time: time.Now(), Purpose: "unknown (" + strings.TrimPrefix(name, "locks/") + ")"}
-		}
-		if time.Since(li.Time) > lockStale {
-			continue
+			// Unreadable: treat it as exclusive until it goes stale.
+			li = lockInfo{Exclusive: true, Time: oi.ModTime, Purpose: "unknown (" + strings.TrimPrefix(oi.Name, "locks/") + ")"}
 		}
 		if exclusive || li.Exclusive {
-			return &LockError{Holder: name, Purpose: li.Purpose, Host: li.Host, PID: li.PID, Since: li.Time}, nil
+			return &LockError{Holder: oi.Name, Purpose: li.Purpose, Host: li.Host, PID: li.PID, Since: li.Time}, nil
 		}
 	}
 	return nil, nil
@@ -162,24 +165,18 @@ func (r *Repository) conflictingLock(ctx context.Context, own string, exclusive 
 // removeStaleLocks deletes locks whose holders stopped refreshing them.
 func (r *Repository) removeStaleLocks(ctx context.Context, own string) error {
 	var stale []string
-	err := r.store.List(ctx, "locks/", func(oi ObjectInfo) error {
-		if oi.Name == own {
-			return nil
-		}
-		b, err := readAll(ctx, r.store, oi.Name)
-		if err != nil {
-			return nil
-		}
-		var li lockInfo
-		if json.Unmarshal(b, &li) == nil && time.Since(li.Time) > lockStale {
+	if err := r.store.List(ctx, "locks/", func(oi ObjectInfo) error {
+		if oi.Name != own && time.Since(oi.ModTime) > lockStale {
 			stale = append(stale, oi.Name)
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
 	for _, name := range stale {
-		if derr := r.store.Delete(ctx, name); derr != nil && err == nil {
-			err = derr
+		if err := r.store.Delete(ctx, name); err != nil {
+			return err
 		}
 	}
-	return err
+	return nil
 }

@@ -1,15 +1,16 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // NodeType is the kind of a tree entry.
@@ -103,7 +104,7 @@ func validSnapshotID(id string) bool {
 // permission bits.
 func ParseManifest(data []byte) (*Snapshot, error) {
 	var s Snapshot
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
@@ -135,7 +136,7 @@ func (s *Snapshot) validate() error {
 	for i := range s.Tree {
 		n := &s.Tree[i]
 		if i > 0 {
-			if !fs.ValidPath(n.Path) || n.Path == "." || strings.ContainsAny(n.Path, "\x00\\") {
+			if !validRelPath(n.Path) {
 				return fmt.Errorf("node %d: bad path %q", i, n.Path)
 			}
 			if !dirs[path.Dir(n.Path)] {
@@ -175,6 +176,68 @@ func (s *Snapshot) validate() error {
 			return fmt.Errorf("state: %v", err)
 		}
 	}
+	return nil
+}
+
+// validRelPath: a relative slash path of non-empty elements other than "."
+// and "..", without NUL. Any other byte is allowed (Linux names need not be
+// UTF-8; see Node's JSON encoding).
+func validRelPath(p string) bool {
+	if p == "" || strings.Contains(p, "\x00") {
+		return false
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// Node JSON: paths and link targets that are not valid UTF-8 (legal on
+// Linux) would be mangled by encoding/json, so they travel as base64 in
+// raw_path / raw_target instead.
+type nodeFields Node
+
+type nodeWire struct {
+	nodeFields
+	RawPath   []byte `json:"raw_path,omitempty"`
+	RawTarget []byte `json:"raw_target,omitempty"`
+}
+
+// MarshalJSON encodes the node, moving non-UTF-8 names to raw fields.
+func (n Node) MarshalJSON() ([]byte, error) {
+	w := nodeWire{nodeFields: nodeFields(n)}
+	if !utf8.ValidString(n.Path) {
+		w.RawPath, w.Path = []byte(n.Path), ""
+	}
+	if !utf8.ValidString(n.Target) {
+		w.RawTarget, w.Target = []byte(n.Target), ""
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reverses MarshalJSON; unknown fields are an error.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	var w nodeWire
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	if w.RawPath != nil {
+		if w.Path != "" || utf8.Valid(w.RawPath) {
+			return errors.New("raw_path with a UTF-8 path")
+		}
+		w.Path = string(w.RawPath)
+	}
+	if w.RawTarget != nil {
+		if w.Target != "" || utf8.Valid(w.RawTarget) {
+			return errors.New("raw_target with a UTF-8 target")
+		}
+		w.Target = string(w.RawTarget)
+	}
+	*n = Node(w.nodeFields)
 	return nil
 }
 

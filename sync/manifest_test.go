@@ -28,6 +28,10 @@ func TestParseManifest(t *testing.T) {
 	if len(s.Tree) != 4 || s.Tree[2].Chunks[0].Size != 5 || string(s.Config) != "{}" {
 		t.Fatalf("parsed %+v", s)
 	}
+	raw, err := bsync.ParseManifest([]byte(strings.Replace(validManifest, `"path":"l"`, `"path":"","raw_path":"/w=="`, 1)))
+	if err != nil || raw.Tree[3].Path != "\xff" {
+		t.Fatalf("raw path: %v", err)
+	}
 	bad := map[string]string{
 		"truncated":           validManifest[:len(validManifest)/2],
 		"empty":               "",
@@ -46,7 +50,9 @@ func TestParseManifest(t *testing.T) {
 		"device":              strings.Replace(validManifest, `"type":"symlink"`, `"type":"chardev"`, 1),
 		"short chunk id":      strings.Replace(validManifest, hex64, "0011", 1),
 		"empty target":        strings.Replace(validManifest, `"target":"d/f"`, `"target":""`, 1),
-		"backslash":           strings.Replace(validManifest, `"path":"d/f"`, `"path":"d/..\\\\x"`, 1),
+		"nul":                 strings.Replace(validManifest, `"path":"d/f"`, `"path":"d/f\u0000x"`, 1),
+		"raw path is utf-8":   strings.Replace(validManifest, `"path":"l"`, `"path":"","raw_path":"bA=="`, 1),
+		"raw path and path":   strings.Replace(validManifest, `"path":"l"`, `"path":"l","raw_path":"/w=="`, 1),
 	}
 	for name, m := range bad {
 		_, err := bsync.ParseManifest([]byte(m))

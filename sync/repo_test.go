@@ -252,3 +252,28 @@ func TestRestoreOwner(t *testing.T) {
 		t.Errorf("setuid bit lost: %v", fi.Mode())
 	}
 }
+
+// Names need not be UTF-8 on Linux, may hold backslashes and newlines: a
+// tenant's odd file name must neither break backups nor be renamed.
+func TestOddNames(t *testing.T) {
+	t.Parallel()
+	repo, _ := newRepo(t)
+	src := t.TempDir()
+	for _, name := range []string{"bad-\xff\xfe", "bad-\xff\xfd", "back\\slash", "new\nline", "%41", "-dash", " space "} {
+		write(t, filepath.Join(src, name), []byte(name), 0o644)
+	}
+	os.Symlink("target-\xff", filepath.Join(src, "link-\x80"))
+	snap, err := repo.Backup(t.Context(), src, bsync.BackupOptions{})
+	if err != nil {
+		t.Fatalf("backup of odd names: %v", err)
+	}
+	again, err := repo.LoadSnapshot(t.Context(), snap.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := repo.Restore(t.Context(), again, dst, bsync.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	compareTrees(t, src, dst)
+}

@@ -35,15 +35,38 @@ type Owner struct{ UID, GID int }
 // mtimes. Ownership is not stored: entries belong to the caller, or to
 // opts.Owner. Existing
 // entries that the snapshot replaces are removed first, never followed or
-// written through, so a symlink left in dir cannot redirect a write.
+// written through, so a symlink left in dir cannot redirect a write. It holds
+// a shared lock, so a prune cannot remove packs mid-restore.
 func (r *Repository) Restore(ctx context.Context, snap *Snapshot, dir string, opts RestoreOptions) error {
 	if err := snap.validate(); err != nil {
 		return fmt.Errorf("restore %s: %w: %v", snap.ID, ErrCorrupt, err)
 	}
+	lk, err := r.lockForRead(ctx, "restore")
+	if err != nil {
+		return fmt.Errorf("restore %s into %s: %w", snap.ID, dir, err)
+	}
+	defer lk.unlock(ctx)
 	if err := r.restore(ctx, snap, dir, opts); err != nil {
 		return fmt.Errorf("restore %s into %s: %w", snap.ID, dir, err)
 	}
 	return nil
+}
+
+// lockForRead takes a shared lock, so no prune removes packs while they are
+// read, and refreshes the index, which may predate the snapshot.
+func (r *Repository) lockForRead(ctx context.Context, purpose string) (*repoLock, error) {
+	lk, err := r.lock(ctx, false, purpose)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.loadIndex(ctx); err != nil {
+		var ie *IndexError
+		if !errors.As(err, &ie) {
+			lk.unlock(ctx)
+			return nil, err
+		}
+	}
+	return lk, nil
 }
 
 type restoreTarget struct {
@@ -358,6 +381,11 @@ func (r *Repository) RestoreState(ctx context.Context, snap *Snapshot, w io.Writ
 	if snap.State == nil {
 		return fmt.Errorf("restore state of %s: %w", snap.ID, ErrNotFound)
 	}
+	lk, err := r.lockForRead(ctx, "restore")
+	if err != nil {
+		return fmt.Errorf("restore state of %s: %w", snap.ID, err)
+	}
+	defer lk.unlock(ctx)
 	if err := r.restoreState(ctx, snap, w); err != nil {
 		return fmt.Errorf("restore state of %s: %w", snap.ID, err)
 	}
