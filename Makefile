@@ -64,3 +64,10 @@ bench-sync: ## snapshots vs MinIO: full backup of a 1 GiB mixed tree vs raw PutO
 
 fuzz-sync: ## fuzz the snapshot manifest parser for 60 s
 	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime 60s ./sync/
+
+.PHONY: bench-sandbox test-vm
+bench-sandbox: ## sandbox (root): cold start vs bwrap --unshare-all, warm exec vs host fork+exec, idle memory, 200 live sandboxes; medians and ratios
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m ./sandbox/
+
+test-vm: ## boot a Debian kernel under qemu (TCG) on pure cgroup v2 and run the sandbox suite there
+	BULKHEAD_TEST_VM=1 BULKHEAD_TEST_NO_SKIP=1 $(GO) test -count=1 -v -timeout 25m -run TestSandboxSuiteInVM ./test/linux-vm/

@@ -19,6 +19,9 @@ const InitArg = "__bulkhead-sandbox-init"
 // ErrRequestTooLarge.
 const MaxMessageSize = 128 << 10
 
+// MaxBinds is the most extra directories one sandbox may have.
+const MaxBinds = 8
+
 // Minimums below which a sandbox cannot start: the init itself is a small Go
 // program with a few threads and a few MiB of memory.
 const (
@@ -141,6 +144,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.WorkspaceDir != "" && !filepath.IsAbs(out.WorkspaceDir) {
 		return out, fmt.Errorf("%w: workspace dir %q is not absolute", ErrInvalidConfig, out.WorkspaceDir)
+	}
+	if len(out.Binds) > MaxBinds {
+		return out, fmt.Errorf("%w: %d binds, at most %d", ErrInvalidConfig, len(out.Binds), MaxBinds)
 	}
 	for _, b := range out.Binds {
 		if !filepath.IsAbs(b.Source) || !filepath.IsAbs(b.Target) {

@@ -22,7 +22,7 @@ type conn struct {
 }
 
 // maxFDs is the most descriptors one message may carry.
-const maxFDs = 4
+const maxFDs = 16
 
 func newConn(fd int, name string) (*conn, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {

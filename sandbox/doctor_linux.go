@@ -2,12 +2,18 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
+
+func runtimeArch() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
 // UserNamespacesAvailable reports whether this process can create a user
 // namespace, with the reason when it cannot (wrapping ErrNoUserNamespaces).
@@ -34,4 +40,66 @@ func UserNamespacesAvailable() error {
 		return nil
 	}
 	return fmt.Errorf("%w: %v", ErrNoUserNamespaces, err)
+}
+
+// Check is one line of Doctor's report.
+type Check struct {
+	Layer  string
+	OK     bool
+	Detail string
+}
+
+// Doctor checks, layer by layer, whether this host can run sandboxes, and
+// ends by starting a real one (sandbox root mapped to uid/gid 65534 when
+// bulkhead is root, else to bulkhead's own ids) and running /bin/true in
+// it. It never changes anything that outlives the call.
+func Doctor(ctx context.Context) []Check {
+	var out []Check
+	add := func(layer string, err error, ok string) {
+		if err != nil {
+			out = append(out, Check{Layer: layer, Detail: err.Error()})
+			return
+		}
+		out = append(out, Check{Layer: layer, OK: true, Detail: ok})
+	}
+	_, err := buildFilter(policy())
+	add("seccomp", err, fmt.Sprintf("allowlist policy for %s builds", runtimeArch()))
+	uerr := UserNamespacesAvailable()
+	add("user", uerr, "user namespaces can be created")
+	uid, gid := uint32(65534), uint32(65534)
+	if os.Geteuid() != 0 {
+		uid, gid = uint32(os.Geteuid()), uint32(os.Getegid())
+		out = append(out, Check{Layer: "privilege", OK: true, Detail: fmt.Sprintf("not root: sandbox root can only map to uid %d, and cgroups need a delegated subtree", uid)})
+	}
+	ver := cgroupVersion()
+	cg, err := newCgroup("bulkhead-doctor-"+strconv.Itoa(os.Getpid()), Limits{MemoryBytes: MinMemoryBytes, Pids: MinPids, CPUs: 1})
+	if err == nil {
+		err = cg.delete()
+	}
+	add("cgroup", err, fmt.Sprintf("v%d: memory, pids and cpu limits can be set under bulkhead's own cgroup", ver))
+	if hostHasSwap() {
+		out = append(out, Check{Layer: "swap", OK: true, Detail: "host has swap: it is capped per sandbox (memsw / swap.max)"})
+	}
+	if uerr != nil {
+		out = append(out, Check{Layer: "sandbox", Detail: "not attempted: user namespaces unavailable"})
+		return out
+	}
+	start := time.Now()
+	sb, err := Start(ctx, Config{ID: "doctor", HostUID: uid, HostGID: gid, IdleTimeout: -1})
+	if err != nil {
+		layer := "sandbox"
+		var se *SetupError
+		if errors.As(err, &se) {
+			layer = se.Layer
+		}
+		out = append(out, Check{Layer: layer, Detail: err.Error()})
+		return out
+	}
+	defer sb.Close()
+	res, err := sb.Exec(ctx, Command{Args: []string{"/bin/true"}})
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("/bin/true exited %d", res.ExitCode)
+	}
+	add("sandbox", err, fmt.Sprintf("every layer applied; /bin/true ran inside in %v (start to exit)", time.Since(start).Round(time.Millisecond)))
+	return out
 }

@@ -24,15 +24,18 @@ func testIDs() (uint32, uint32) {
 	return n, n
 }
 
-// workspaceDir makes a host directory owned by uid, reachable by it.
+// workspaceDir makes a host directory owned by uid inside a 0700
+// root-owned parent (like the state dir): the sandbox must not need search
+// permission on the host path.
 func workspaceDir(t testing.TB, uid, gid uint32) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "bulkhead-ws-")
+	parent, err := os.MkdirTemp("", "bulkhead-ws-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	dir := filepath.Join(parent, "files")
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chown(dir, int(uid), int(gid)); err != nil {

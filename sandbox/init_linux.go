@@ -51,7 +51,7 @@ func runInit() int {
 		return 2
 	}
 	m, fds, err := c.recv()
-	closeFDs(fds)
+	defer closeFDs(fds)
 	if err != nil || m.Method != "setup" || m.ID == nil {
 		fmt.Fprintln(os.Stderr, "bulkhead: sandbox init: expected setup request:", err)
 		return 2
@@ -62,7 +62,7 @@ func runInit() int {
 		return 2
 	}
 	s := &initServer{conn: c, pending: map[int]chan unix.WaitStatus{}}
-	if err := s.setup(&p); err != nil {
+	if err := s.setup(&p, fds); err != nil {
 		layer, msg := "setup", err.Error()
 		var se *SetupError
 		if errors.As(err, &se) {
@@ -106,11 +106,11 @@ type initServer struct {
 
 // setup applies every layer the init owns, in order. Namespaces, uid/gid
 // maps and cgroup membership were set by the host when it cloned us.
-func (s *initServer) setup(p *setupParams) error {
+func (s *initServer) setup(p *setupParams, fds []int) error {
 	if err := checkIDMap("/proc/self/uid_map", p.ExpectUID); err != nil {
 		return &SetupError{Layer: "user", Err: err}
 	}
-	if err := buildRoot(p); err != nil {
+	if err := buildRoot(p, fds); err != nil {
 		return setupErr("mount", err)
 	}
 	if err := unix.Sethostname([]byte(p.Hostname)); err != nil {

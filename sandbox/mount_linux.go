@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,6 +78,10 @@ func lockedFlags(path string) (uintptr, error) {
 func bind(source, target string, extra uintptr) error {
 	st, err := os.Stat(source)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return &mountError{op: "stat", target: source, err: err}
 	}
 	if st.IsDir() {
@@ -97,6 +102,32 @@ func bind(source, target string, extra uintptr) error {
 	return mnt("", target, "", unix.MS_BIND|unix.MS_REMOUNT|locked|extra, "")
 }
 
+// attach moves a detached mount the host cloned (open_tree) onto target
+// and remounts it with extra flags.
+func attach(fd int, target string, extra uintptr) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &mountError{op: "fstat", target: target, err: err}
+	}
+	var err error
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = os.MkdirAll(target, 0o755)
+	} else {
+		err = touch(target)
+	}
+	if err != nil {
+		return &mountError{op: "mkdir", target: target, err: err}
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return &mountError{op: "move_mount", target: target, err: err}
+	}
+	locked, err := lockedFlags(target)
+	if err != nil {
+		return err
+	}
+	return mnt("", target, "", unix.MS_BIND|unix.MS_REMOUNT|locked|extra, "")
+}
+
 func touch(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -109,7 +140,20 @@ func touch(path string) error {
 }
 
 // buildRoot assembles the sandbox's root filesystem and pivots into it.
-func buildRoot(p *setupParams) error {
+// fds are the host's O_PATH descriptors of the workspace and the binds.
+func buildRoot(p *setupParams, fds []int) error {
+	want := len(p.Binds)
+	if p.Workspace {
+		want++
+	}
+	if len(fds) != want {
+		return &mountError{op: "bind sources", target: "setup", err: fmt.Errorf("%d descriptors for %d sources", len(fds), want)}
+	}
+	source := func() int {
+		fd := fds[0]
+		fds = fds[1:]
+		return fd
+	}
 	if err := mnt("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
@@ -153,8 +197,8 @@ func buildRoot(p *setupParams) error {
 	if err := mnt("tmpfs", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
 		return setupErr("tmp", err)
 	}
-	if p.WorkspaceDir != "" {
-		if err := bind(oldRoot+p.WorkspaceDir, newRoot+"/workspace", unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+	if p.Workspace {
+		if err := attach(source(), newRoot+"/workspace", unix.MS_NOSUID|unix.MS_NODEV); err != nil {
 			return setupErr("workspace", err)
 		}
 	}
@@ -163,7 +207,7 @@ func buildRoot(p *setupParams) error {
 		if !b.Writable {
 			flags |= unix.MS_RDONLY
 		}
-		if err := bind(oldRoot+b.Source, newRoot+filepath.Clean(b.Target), flags); err != nil {
+		if err := attach(source(), newRoot+filepath.Clean(b.Target), flags); err != nil {
 			return setupErr("bind", err)
 		}
 	}

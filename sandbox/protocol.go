@@ -52,16 +52,18 @@ const (
 )
 
 type setupParams struct {
-	Hostname     string `json:"hostname"`
-	WorkspaceDir string `json:"workspace_dir,omitempty"`
-	Binds        []Bind `json:"binds,omitempty"`
-	TmpBytes     int64  `json:"tmp_bytes"`
-	NoFile       uint64 `json:"nofile"`
-	NProc        uint64 `json:"nproc"`
-	FileBytes    uint64 `json:"file_bytes"`
-	ExpectUID    uint32 `json:"expect_uid"` // host uid sandbox root must map to (checked from inside)
-	RatePerSec   int    `json:"rate_per_sec"`
-	Burst        int    `json:"burst"`
+	Hostname string `json:"hostname"`
+	// Workspace and Binds travel as O_PATH descriptors opened by the host, in
+	// this order, so the sandbox needs no search permission on the host path.
+	Workspace  bool   `json:"workspace,omitempty"`
+	Binds      []Bind `json:"binds,omitempty"`
+	TmpBytes   int64  `json:"tmp_bytes"`
+	NoFile     uint64 `json:"nofile"`
+	NProc      uint64 `json:"nproc"`
+	FileBytes  uint64 `json:"file_bytes"`
+	ExpectUID  uint32 `json:"expect_uid"` // host uid sandbox root must map to (checked from inside)
+	RatePerSec int    `json:"rate_per_sec"`
+	Burst      int    `json:"burst"`
 }
 
 type execParams struct {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -154,13 +155,29 @@ func (s *Sandbox) start(ctx context.Context) error {
 	go s.readLoop()
 
 	p := setupParams{
-		Hostname: s.cfg.Hostname, WorkspaceDir: s.cfg.WorkspaceDir, Binds: s.cfg.Binds,
+		Hostname: s.cfg.Hostname, Workspace: s.cfg.WorkspaceDir != "", Binds: s.cfg.Binds,
 		TmpBytes: s.cfg.Limits.TmpBytes, NoFile: s.cfg.Limits.NoFile, NProc: uint64(s.cfg.Limits.Pids),
 		FileBytes: s.cfg.Limits.FileBytes, ExpectUID: s.cfg.HostUID,
 	}
+	var sources []string
+	if s.cfg.WorkspaceDir != "" {
+		sources = append(sources, s.cfg.WorkspaceDir)
+	}
+	for _, b := range s.cfg.Binds {
+		sources = append(sources, b.Source)
+	}
+	fds, err := openSources(sources)
+	if err != nil {
+		layer := "bind"
+		if s.cfg.WorkspaceDir != "" && strings.Contains(err.Error(), s.cfg.WorkspaceDir) {
+			layer = "workspace"
+		}
+		return &SetupError{Layer: layer, Err: err}
+	}
+	defer closeFDs(fds)
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	resp, err := s.call(ctx, "setup", p, nil)
+	resp, err := s.call(ctx, "setup", p, fds)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return &SetupError{Layer: "init", Err: fmt.Errorf("init exited during setup: %v: %s", s.waitErr, bytes.TrimSpace(s.stderr.Bytes()))}
@@ -183,6 +200,23 @@ func (s *Sandbox) start(ctx context.Context) error {
 	s.armIdleLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// openSources clones each bind source as a detached mount (open_tree with
+// OPEN_TREE_CLONE) on the host side. The init attaches them with move_mount,
+// so neither host path permissions nor the host's mount namespace matter
+// inside.
+func openSources(paths []string) ([]int, error) {
+	var fds []int
+	for _, p := range paths {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("open %s: %w", p, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
 }
 
 // readLoop dispatches the init's responses and notifications.

@@ -52,3 +52,15 @@ func (s *Sandbox) Done() <-chan struct{} { return nil }
 func UserNamespacesAvailable() error {
 	return fmt.Errorf("%w: %w", ErrNoUserNamespaces, errors.ErrUnsupported)
 }
+
+// Check is one line of Doctor's report.
+type Check struct {
+	Layer  string
+	OK     bool
+	Detail string
+}
+
+// Doctor reports that sandboxes need Linux.
+func Doctor(ctx context.Context) []Check {
+	return []Check{{Layer: "platform", Detail: "sandboxes need Linux: " + errors.ErrUnsupported.Error()}}
+}

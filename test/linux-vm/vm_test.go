@@ -1,0 +1,108 @@
+package linuxvm
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/testutil"
+)
+
+// busyboxApplets are the tools the sandbox tests call inside and outside
+// the sandbox.
+var busyboxApplets = []string{"sh", "true", "false", "echo", "cat", "sleep", "env", "wc", "dd", "id", "hostname", "pwd",
+	"ls", "grep", "tty", "stty", "setsid", "head", "tr", "test", "mkdir", "rm"}
+
+func TestSandboxSuiteInVM(t *testing.T) {
+	if os.Getenv("BULKHEAD_TEST_VM") != "1" {
+		t.Skip("boots a VM for minutes; run with BULKHEAD_TEST_VM=1 (make test-vm)")
+	}
+	qemu := testutil.RequireBinary(t, "qemu-system-x86_64")
+	kernels, _ := filepath.Glob("/boot/vmlinuz-*-amd64")
+	if len(kernels) == 0 {
+		testutil.SkipOrFail(t, "needs a Debian kernel in /boot (apt-get install linux-image-amd64)")
+		return
+	}
+	kernel := kernels[len(kernels)-1]
+	busybox := "/bin/busybox"
+	if out, err := exec.Command("file", "-L", busybox).Output(); err != nil || !strings.Contains(string(out), "statically linked") {
+		testutil.SkipOrFail(t, "needs a static busybox at %s (apt-get install busybox-static): %s", busybox, out)
+		return
+	}
+	dir := t.TempDir()
+	goBuild := func(args ...string) {
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v: %v\n%s", args, err, out)
+		}
+	}
+	goBuild("test", "-c", "-o", filepath.Join(dir, "sandbox.test"), "./sandbox")
+	goBuild("build", "-o", filepath.Join(dir, "init"), "./test/linux-vm/vminit")
+
+	a := newArchive()
+	a.file("init", filepath.Join(dir, "init"))
+	a.file("sandbox.test", filepath.Join(dir, "sandbox.test"))
+	a.file("usr/bin/busybox", busybox)
+	for _, app := range busyboxApplets {
+		a.link("usr/bin/"+app, "busybox")
+	}
+	// A merged-/usr layout, like Debian's.
+	a.link("bin", "usr/bin")
+	a.link("sbin", "usr/bin")
+	a.link("lib", "usr/lib")
+	a.dir("usr/lib")
+	a.dir("etc")
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "root"} {
+		a.dir(d)
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	f, err := os.Create(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.writeTo(bufio.NewWriterSize(f, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 19*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu,
+		"-accel", "tcg,thread=multi", "-cpu", "qemu64", "-smp", "2", "-m", "2048",
+		"-kernel", kernel, "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1",
+		"-nographic", "-no-reboot", "-nic", "none", "-serial", "stdio", "-monitor", "none", "-display", "none")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var result string
+	var tail []string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		t.Log(line)
+		tail = append(tail, line)
+		if i := strings.Index(line, "BULKHEAD-VM-RESULT:"); i >= 0 {
+			result = strings.TrimSpace(line[i+len("BULKHEAD-VM-RESULT:"):])
+		}
+	}
+	cmd.Wait()
+	t.Logf("VM ran %v", time.Since(start).Round(time.Second))
+	if result != "PASS" {
+		t.Fatalf("VM result %q (no PASS marker)", result)
+	}
+}
