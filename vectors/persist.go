@@ -356,9 +356,11 @@ func decode(r io.Reader, checkCRC bool) (*Index, error) {
 				return nil, corrupt("slot %d level %d: %d links", slot, l, n)
 			}
 			rec := g.record(slot, l)
-			rec[0] = n
-			for i := range int(n) {
-				rec[1+i] = d.u32()
+			if raw := d.read(4 * int(n)); raw != nil {
+				rec[0] = n
+				for i := range int(n) {
+					rec[1+i] = binary.LittleEndian.Uint32(raw[4*i:])
+				}
 			}
 		}
 		if d.err != nil {

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -204,10 +205,72 @@ func run(spec synth.Spec, n, nq, m, efc int, efList []int, skipCoder bool) {
 			c.buildCPU.Seconds()/ours.buildCPU.Seconds(), c.bytesPerV)
 	}
 	tw.Flush()
+
+	editPhase(exact, ix, ids, queries, efList)
+
 	// The data set must stay live until every heap measurement is taken,
 	// or its release during the last build would be subtracted from that
 	// contender's bytes per vector.
 	runtime.KeepAlive(data)
+}
+
+// editPhase deletes every fifth vector from ours and the exact index,
+// compacts ours, and reports recall and speed again, then the cost of
+// saving and loading ours.
+func editPhase(exact, ix *vectors.Index, ids []string, queries [][]float32, efList []int) {
+	for i := 0; i < len(ids); i += 5 {
+		exact.Delete(ids[i])
+		ix.Delete(ids[i])
+	}
+	t0, c0 := time.Now(), cpuTime()
+	ix.Compact()
+	compactWall, compactCPU := time.Since(t0), cpuTime()-c0
+	fmt.Printf("after deleting every 5th vector (%d left): compaction %s cpu, %s wall\n",
+		ix.Len(), compactCPU.Round(time.Millisecond), compactWall.Round(time.Millisecond))
+	for _, ef := range efList {
+		hits := 0
+		var took time.Duration
+		for _, q := range queries {
+			want := map[string]bool{}
+			for _, id := range ids10(exact.SearchExact(q, 10)) {
+				want[id] = true
+			}
+			c0 := cpuTime()
+			got := ids10(ix.SearchEf(q, 10, ef))
+			took += cpuTime() - c0
+			for _, id := range got {
+				if want[id] {
+					hits++
+				}
+			}
+		}
+		fmt.Printf("  ours ef=%d: recall@10 %.3f, %.0f queries/cpu-s\n",
+			ef, float64(hits)/float64(10*len(queries)), float64(len(queries))/took.Seconds())
+	}
+	var cw countingWriter
+	t0 = time.Now()
+	if err := ix.Save(&cw); err != nil {
+		fatal(err)
+	}
+	saveWall := time.Since(t0)
+	var buf bytes.Buffer
+	if err := ix.Save(&buf); err != nil {
+		fatal(err)
+	}
+	t0 = time.Now()
+	loaded, err := vectors.Load(&buf)
+	if err != nil {
+		fatal(err)
+	}
+	fmt.Printf("saved index: %.0f bytes/vector; save %s, load %s (wall, in memory); loaded Len %d\n",
+		float64(cw)/float64(ix.Len()), saveWall.Round(100*time.Microsecond), time.Since(t0).Round(100*time.Microsecond), loaded.Len())
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
 
 func ids10(res []vectors.Result, err error) []string {
