@@ -94,7 +94,7 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 	up := r.newUploader(ctx, &meter.transferred)
 	// pending[i] holds the chunk refs of tree[i] until the uploader's
 	// workers have filled in their ids.
-	pending := make(map[int][]*ChunkRef)
+	pending := make([][]*ChunkRef, len(tree))
 	var parentNodes map[string]*Node
 	if parent != nil {
 		parentNodes = make(map[string]*Node, len(parent.Tree))
@@ -102,7 +102,7 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 			parentNodes[parent.Tree[i].Path] = &parent.Tree[i]
 		}
 	}
-	buf := make([]byte, 2*MaxChunkSize)
+	var toRead []int
 	for i := range tree {
 		n := &tree[i]
 		switch n.Type {
@@ -116,24 +116,51 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 		snap.Stats.Files++
 		if p := parentNodes[n.Path]; p != nil && r.unchanged(p, n) {
 			n.Chunks = p.Chunks
-		} else {
-			refs, size, err := r.chunkStream(ctx, up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, buf, meter)
-			if err != nil {
-				up.abort()
-				return nil, fmt.Errorf("read %s: %w", n.Path, err)
-			}
-			n.Size = size // the file may have changed since the scan
-			pending[i] = refs
-			snap.Stats.BytesRead += size
+			meter.files++
+			meter.bytes += n.Size
+			snap.Stats.Bytes += n.Size
+			continue
 		}
-		meter.files++
-		meter.bytes += n.Size
-		snap.Stats.Bytes += n.Size
+		toRead = append(toRead, i)
+	}
+	meter.report(false)
+
+	// Read changed files on several goroutines: small files make a single
+	// reader wait on open/read syscalls, not on the CPU.
+	var mu gosync.Mutex // guards meter, snap.Stats, tree sizes
+	progress := func(files, bytes int64) {
+		mu.Lock()
+		meter.files += files
+		meter.bytes += bytes
 		meter.report(false)
+		mu.Unlock()
+	}
+	parallel(up.ctx, len(toRead), fileReaders, func(k int) {
+		n := &tree[toRead[k]]
+		buf := chunkerBufPool.Get().(*[]byte)
+		refs, size, err := r.chunkStream(up.ctx, up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, *buf, progress)
+		chunkerBufPool.Put(buf)
+		if err != nil {
+			up.cancel(fmt.Errorf("read %s: %w", n.Path, err))
+			return
+		}
+		mu.Lock()
+		n.Size = size // the file may have changed since the scan
+		pending[toRead[k]] = refs
+		snap.Stats.BytesRead += size
+		snap.Stats.Bytes += size
+		mu.Unlock()
+		progress(1, 0) // its bytes were counted chunk by chunk
+	})
+	if up.ctx.Err() != nil {
+		_, err := up.finish()
+		return nil, err
 	}
 	var stateRefs []*ChunkRef
 	if opts.State != nil {
-		refs, size, err := r.chunkStream(ctx, up, "", opts.State, buf, meter)
+		buf := chunkerBufPool.Get().(*[]byte)
+		refs, size, err := r.chunkStream(ctx, up, "", opts.State, *buf, progress)
+		chunkerBufPool.Put(buf)
 		if err != nil {
 			up.abort()
 			return nil, fmt.Errorf("read state stream: %w", err)
@@ -148,7 +175,9 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 		return nil, err
 	}
 	for i, refs := range pending {
-		tree[i].Chunks = derefChunks(refs)
+		if refs != nil {
+			tree[i].Chunks = derefChunks(refs)
+		}
 	}
 	if snap.State != nil {
 		snap.State.Chunks = derefChunks(stateRefs)
@@ -309,10 +338,15 @@ func fileMode(u uint32) fs.FileMode {
 	return m
 }
 
+// fileReaders is how many files Backup reads at once.
+const fileReaders = 4
+
+var chunkerBufPool = gosync.Pool{New: func() any { b := make([]byte, 2*MaxChunkSize); return &b }}
+
 // chunkStream splits the file at path (or rd when path is "") into chunks
 // and hands them to the uploader. It returns the chunk refs (ids filled in
 // by the time up.finish returns) and the byte count.
-func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string, rd io.Reader, buf []byte, meter *progressMeter) ([]*ChunkRef, int64, error) {
+func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string, rd io.Reader, buf []byte, progress func(files, bytes int64)) ([]*ChunkRef, int64, error) {
 	if path != "" {
 		f, err := openNoFollow(path)
 		if err != nil {
@@ -338,14 +372,17 @@ func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string,
 		if err := up.add(chunk, ref); err != nil {
 			return nil, 0, err
 		}
-		if len(chunk) == MaxChunkSize {
-			meter.report(false) // large files report mid-way
-		}
+		progress(0, int64(len(chunk)))
 	}
 }
 
+// uploadConcurrency is how many packs upload at once. Stores are latency
+// bound (an fsync, an HTTP round trip), so more than the core count pays;
+// each in-flight pack holds about TargetPackSize bytes.
+const uploadConcurrency = 4
+
 // uploader hashes, deduplicates, seals and packs chunks on worker goroutines
-// and uploads full packs on two more.
+// and uploads full packs on uploadConcurrency more.
 type uploader struct {
 	r        *Repository
 	ctx      context.Context
@@ -385,7 +422,7 @@ func (r *Repository) newUploader(ctx context.Context, uploaded *atomic.Int64) *u
 	for range max(1, runtime.GOMAXPROCS(0)) {
 		u.workers.Go(u.work)
 	}
-	for range 2 {
+	for range uploadConcurrency {
 		u.senders.Go(u.send)
 	}
 	return u

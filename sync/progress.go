@@ -21,8 +21,8 @@ type Progress struct {
 }
 
 // ProgressFunc receives progress at most every ProgressInterval, and once
-// with Done set at the end. It runs on the operation's goroutine: a slow
-// callback slows the operation.
+// with Done set at the end. Calls never overlap, but may come from any of
+// the operation's goroutines; a slow callback slows the operation.
 type ProgressFunc func(Progress)
 
 // ProgressInterval is the minimum time between two progress calls.
