@@ -559,3 +559,82 @@ func TestTreeChangesSeenByMount(t *testing.T) {
 		t.Errorf("stat after host remove: %v", err)
 	}
 }
+
+func TestLooseByteQuota(t *testing.T) {
+	requireMountable(t)
+	backing := filepath.Join(t.TempDir(), "files")
+	if err := os.MkdirAll(backing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewQuota(t.Context(), backing, Limits{Bytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mnt, srv := mountViewAt(t, backing, Options{Quota: q, LooseByteQuota: true})
+	if !srv.Passthrough() {
+		t.Fatal("loose byte quota should keep passthrough")
+	}
+	// The kernel sends RELEASE after close(2) returns, so wait for the
+	// count to settle.
+	used := func(want int64) int64 {
+		var b int64
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if b, _ = q.Usage(); b == want {
+				break
+			}
+		}
+		return b
+	}
+
+	if err := os.WriteFile(filepath.Join(mnt, "a"), make([]byte, 300<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := used(300<<10); got != 300<<10 {
+		t.Errorf("after closing a: %d bytes counted, want %d", got, 300<<10)
+	}
+	// One open file may overshoot; it is counted when it closes.
+	if err := os.WriteFile(filepath.Join(mnt, "b"), make([]byte, 900<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := used(1200<<10); got != 1200<<10 {
+		t.Errorf("after closing b: %d bytes counted, want %d", got, 1200<<10)
+	}
+	// Over the limit: nothing more can be opened for writing or created.
+	_, err = os.OpenFile(filepath.Join(mnt, "a"), os.O_WRONLY, 0)
+	wantErrno(t, "open for write over quota", err, syscall.EDQUOT)
+	wantErrno(t, "create over quota", os.WriteFile(filepath.Join(mnt, "c"), []byte("c"), 0o644), syscall.EDQUOT)
+	if b, err := os.ReadFile(filepath.Join(mnt, "a")); err != nil || len(b) != 300<<10 {
+		t.Errorf("reading over quota: %d bytes, %v", len(b), err)
+	}
+	// Freeing space lets writes in again.
+	if err := os.Truncate(filepath.Join(mnt, "b"), 100<<10); err != nil {
+		t.Fatalf("shrink over quota: %v", err)
+	}
+	if got := used(400<<10); got != 400<<10 {
+		t.Errorf("after truncate: %d, want %d", got, 400<<10)
+	}
+	if err := os.Remove(filepath.Join(mnt, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := used(100<<10); got != 100<<10 {
+		t.Errorf("after remove: %d, want %d", got, 100<<10)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "c"), []byte("c"), 0o644); err != nil {
+		t.Errorf("create after freeing space: %v", err)
+	}
+	// Removing a file while it is being written counts right once it closes.
+	f, err := os.Create(filepath.Join(mnt, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 50<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got := used(100<<10+1); got != 100<<10+1 {
+		t.Errorf("after writing and removing d: %d, want %d", got, 100<<10+1)
+	}
+}

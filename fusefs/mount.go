@@ -16,8 +16,16 @@ type Options struct {
 	// be replaced on a live mount with Server.SetPolicy.
 	Policy *Policy
 	// Quota limits the tree; nil means no limits. With a byte limit,
-	// passthrough is off so that every write is counted.
+	// passthrough is off so that every write is counted, unless
+	// LooseByteQuota is set.
 	Quota *Quota
+	// LooseByteQuota keeps passthrough on under a byte limit. The limit is
+	// then checked when a file is created, opened for writing, truncated
+	// or extended through the server, and what a file grew by through
+	// passthrough is counted when its last handle closes: one open file
+	// can write past the limit until it is closed, and after that nothing
+	// can be opened for writing until space is freed.
+	LooseByteQuota bool
 	// ReadOnly refuses every change (the mount is read-only as well).
 	ReadOnly bool
 	// NoPassthrough turns kernel passthrough off even where it works.

@@ -56,7 +56,7 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 	}
 	sys := &fsys{b: b, quota: opts.Quota, readOnly: opts.ReadOnly, asRoot: os.Geteuid() == 0, callers: slices.Clone(opts.Callers)}
 	sys.policy.Store(pol)
-	root := &node{sys: sys}
+	root := sys.newNode()
 	sys.root = root
 
 	var rootSt syscall.Stat_t
@@ -70,7 +70,7 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 		timeout = time.Second
 	}
 	var negative time.Duration
-	wantPassthrough := !opts.NoPassthrough && !opts.Quota.limitsBytes()
+	wantPassthrough := !opts.NoPassthrough && (!opts.Quota.limitsBytes() || opts.LooseByteQuota)
 	mo := fuse.MountOptions{
 		AllowOther:    !opts.NoAllowOther,
 		Name:          strings.TrimPrefix(FSType, "fuse."),
@@ -113,7 +113,7 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 	s := &Server{fuse: fsrv, sys: sys, mountpoint: mountpoint, log: log}
 	mode, reason := "fuse", "disabled by options"
 	switch {
-	case opts.Quota.limitsBytes():
+	case opts.Quota.limitsBytes() && !opts.LooseByteQuota:
 		reason = "byte quota set: every write must pass the server"
 	case opts.NoPassthrough:
 	case fsrv.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0:
@@ -123,6 +123,10 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 			reason = fmt.Sprintf("cannot register backing files: %v", err)
 		} else {
 			mode, reason, s.passthrough = "passthrough", "kernel passthrough for reads and writes", true
+			if opts.Quota.limitsBytes() {
+				reason += "; byte quota counted when files close"
+				sys.looseQuota = true
+			}
 		}
 	}
 	log.Info("fuse view mounted", "backing", backingDir, "mode", mode, "reason", reason,

@@ -24,6 +24,9 @@ type fsys struct {
 	readOnly bool
 	asRoot   bool
 	callers  []uint32
+	// looseQuota: passthrough is on under a byte quota, so writes are
+	// counted when files close (Options.LooseByteQuota).
+	looseQuota bool
 	root     *node
 }
 
@@ -54,7 +57,13 @@ type node struct {
 	// mu serialises size changes (writes, truncates, fallocate) of this
 	// inode when bytes are counted, so growth is measured exactly.
 	mu sync.Mutex
+	// counted is the size of this file the quota knows of, for files
+	// written through passthrough under a loose quota; -1 when unknown.
+	counted int64
 }
+
+// newNode returns a node of s.
+func (s *fsys) newNode() *node { return &node{sys: s, counted: -1} }
 
 var (
 	_ gofs.NodeLookuper    = (*node)(nil)
@@ -221,7 +230,7 @@ func statAt(dirfd int, name string, st *syscall.Stat_t) (gen uint64, err error) 
 
 func (n *node) newChild(ctx context.Context, st *syscall.Stat_t, gen uint64, out *fuse.EntryOut) *gofs.Inode {
 	out.Attr.FromStat(st)
-	child := &node{sys: n.sys}
+	child := n.sys.newNode()
 	return n.NewInode(ctx, child, gofs.StableAttr{Mode: st.Mode & syscall.S_IFMT, Ino: st.Ino, Gen: gen})
 }
 
@@ -401,7 +410,57 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
+	if wantsWrite(flags) && n.sys.looseQuota {
+		return n.trackWrites(fd)
+	}
 	return gofs.NewLoopbackFile(fd), 0, 0
+}
+
+// trackWrites returns a handle for a file opened for writing through
+// passthrough under a loose quota: opening is refused when the quota is
+// already used up, and the growth is counted when the handle closes.
+func (n *node) trackWrites(fd int) (gofs.FileHandle, uint32, syscall.Errno) {
+	if err := n.sys.quota.reserveBytes(1); err != nil {
+		unix.Close(fd)
+		return nil, 0, errnoOf(err)
+	}
+	n.sys.quota.addBytes(-1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.counted < 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, 0, gofs.ToErrno(err)
+		}
+		n.counted = st.Size
+	}
+	return &trackedFile{LoopbackFile: gofs.NewLoopbackFile(fd).(*gofs.LoopbackFile), n: n}, 0, 0
+}
+
+// settle counts what the file grew or shrank by since it was last counted.
+// The caller holds n.mu.
+func (n *node) settle(size int64) {
+	if n.counted >= 0 {
+		n.sys.quota.addBytes(size - n.counted)
+	}
+	n.counted = size
+}
+
+// trackedFile counts its file's size against the quota when it closes.
+type trackedFile struct {
+	*gofs.LoopbackFile
+	n *node
+}
+
+func (f *trackedFile) Release(ctx context.Context) syscall.Errno {
+	var out fuse.AttrOut
+	if errno := f.LoopbackFile.Getattr(ctx, &out); errno == 0 {
+		f.n.mu.Lock()
+		f.n.settle(int64(out.Size))
+		f.n.mu.Unlock()
+	}
+	return f.LoopbackFile.Release(ctx)
 }
 
 // truncateFd empties an open file and gives its bytes back to the quota.
@@ -416,6 +475,10 @@ func (n *node) truncateFd(fd int) syscall.Errno {
 		return gofs.ToErrno(err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		if n.sys.looseQuota {
+			n.settle(st.Size) // count passthrough growth before dropping it
+			n.counted = 0
+		}
 		n.sys.quota.addBytes(-st.Size)
 	}
 	return 0
@@ -470,12 +533,20 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, gofs.ToErrno(err)
 	}
 	ch := n.newChild(ctx, &st, gen, out)
+	cn := ch.Operations().(*node)
 	if !created && flags&unix.O_TRUNC != 0 {
-		if errno := ch.Operations().(*node).truncateFd(fd); errno != 0 {
+		if errno := cn.truncateFd(fd); errno != 0 {
 			unix.Close(fd)
 			return nil, nil, 0, errno
 		}
 		out.Attr.Size = 0
+	}
+	if n.sys.looseQuota {
+		fh, _, errno := cn.trackWrites(fd)
+		if errno != 0 {
+			return nil, nil, 0, errno
+		}
+		return ch, fh, 0, 0
 	}
 	return ch, gofs.NewLoopbackFile(fd), 0, 0
 }
@@ -746,6 +817,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		if errno := n.statNode(f, fd, &before); errno != 0 {
 			return errno
 		}
+		if n.sys.looseQuota {
+			n.settle(before.Size)
+		}
 		if err := n.sys.quota.reserveBytes(int64(size) - before.Size); err != nil {
 			return errnoOf(err)
 		}
@@ -759,6 +833,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	var st syscall.Stat_t
 	if errno := n.statNode(f, fd, &st); errno != 0 {
 		return errno
+	}
+	if sok && n.sys.looseQuota {
+		n.counted = st.Size
 	}
 	out.FromStat(&st)
 	return 0
@@ -868,6 +945,9 @@ func (n *node) grow(ctx context.Context, f gofs.FileHandle, end int64, op func()
 	if errno != 0 {
 		return errno
 	}
+	if n.sys.looseQuota {
+		n.settle(before) // growth other handles made through passthrough
+	}
 	reserved := max(end-before, 0)
 	if err := n.sys.quota.reserveBytes(reserved); err != nil {
 		return errnoOf(err)
@@ -878,6 +958,9 @@ func (n *node) grow(ctx context.Context, f gofs.FileHandle, end int64, op func()
 		after = before + reserved
 	}
 	n.sys.quota.addBytes(after - before - reserved)
+	if n.sys.looseQuota {
+		n.counted = after
+	}
 	return errno
 }
 
