@@ -589,14 +589,14 @@ func TestLooseByteQuota(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "a"), make([]byte, 300<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := used(300<<10); got != 300<<10 {
+	if got := used(300 << 10); got != 300<<10 {
 		t.Errorf("after closing a: %d bytes counted, want %d", got, 300<<10)
 	}
 	// One open file may overshoot; it is counted when it closes.
 	if err := os.WriteFile(filepath.Join(mnt, "b"), make([]byte, 900<<10), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := used(1200<<10); got != 1200<<10 {
+	if got := used(1200 << 10); got != 1200<<10 {
 		t.Errorf("after closing b: %d bytes counted, want %d", got, 1200<<10)
 	}
 	// Over the limit: nothing more can be opened for writing or created.
@@ -610,13 +610,13 @@ func TestLooseByteQuota(t *testing.T) {
 	if err := os.Truncate(filepath.Join(mnt, "b"), 100<<10); err != nil {
 		t.Fatalf("shrink over quota: %v", err)
 	}
-	if got := used(400<<10); got != 400<<10 {
+	if got := used(400 << 10); got != 400<<10 {
 		t.Errorf("after truncate: %d, want %d", got, 400<<10)
 	}
 	if err := os.Remove(filepath.Join(mnt, "a")); err != nil {
 		t.Fatal(err)
 	}
-	if got := used(100<<10); got != 100<<10 {
+	if got := used(100 << 10); got != 100<<10 {
 		t.Errorf("after remove: %d, want %d", got, 100<<10)
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "c"), []byte("c"), 0o644); err != nil {
@@ -634,7 +634,7 @@ func TestLooseByteQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if got := used(100<<10+1); got != 100<<10+1 {
+	if got := used(100<<10 + 1); got != 100<<10+1 {
 		t.Errorf("after writing and removing d: %d, want %d", got, 100<<10+1)
 	}
 }

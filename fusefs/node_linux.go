@@ -27,7 +27,7 @@ type fsys struct {
 	// looseQuota: passthrough is on under a byte quota, so writes are
 	// counted when files close (Options.LooseByteQuota).
 	looseQuota bool
-	root     *node
+	root       *node
 }
 
 // allowed checks that the calling process may use the mount at all.
