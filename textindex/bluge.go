@@ -194,7 +194,9 @@ func buildQuery(q Query) (bluge.Query, error) {
 	return bq, nil
 }
 
-// DocFreq reports the document frequency of each analysed term.
+// DocFreq reports the document frequency of each analysed term, read from
+// the term dictionary: documents deleted or replaced since the last segment
+// merge may still be counted, which is fine for weighting terms.
 func (b *Bluge) DocFreq(ctx context.Context, terms []string) (map[string]uint64, error) {
 	r, done, err := b.reader()
 	if err != nil {
@@ -206,21 +208,24 @@ func (b *Bluge) DocFreq(ctx context.Context, terms []string) (map[string]uint64,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		q := bluge.NewTermQuery(t).SetField(textField)
-		it, err := r.Search(ctx, bluge.NewTopNSearch(0, q).WithStandardAggregations())
+		it, err := r.DictionaryIterator(textField, nil, []byte(t), []byte(t+"\x00"))
 		if err != nil {
 			return nil, fmt.Errorf("bluge doc freq: %w", err)
 		}
 		for {
-			m, err := it.Next()
+			e, err := it.Next()
 			if err != nil {
+				_ = it.Close()
 				return nil, fmt.Errorf("bluge doc freq: %w", err)
 			}
-			if m == nil {
+			if e == nil {
 				break
 			}
+			if e.Term() == t {
+				out[t] += e.Count()
+			}
 		}
-		out[t] = it.Aggregations().Count()
+		_ = it.Close()
 	}
 	return out, nil
 }
