@@ -476,7 +476,7 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Command) (Result, error) {
 		}
 		switch kind {
 		case kindNotFound:
-			return Result{ExitCode: 127, Duration: time.Since(start)}, fmt.Errorf("%w: %s", ErrCommandNotFound, resp.Error.Message)
+			return Result{ExitCode: 127, Duration: time.Since(start)}, fmt.Errorf("%w: %s", ErrCommandNotFound, cmd.Args[0])
 		case kindNotExecutable:
 			return Result{ExitCode: 126, Duration: time.Since(start)}, fmt.Errorf("%w: %s", ErrNotExecutable, resp.Error.Message)
 		}

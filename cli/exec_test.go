@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/internal/testutil"
+	"github.com/bulkhead-dev/bulkhead/sandbox"
+)
+
+// TestMain lets this test binary serve as a sandbox init (exec re-executes
+// /proc/self/exe), as main.go does for the real binary.
+func TestMain(m *testing.M) {
+	sandbox.RunInitIfRequested()
+	os.Exit(m.Run())
+}
+
+func TestExecCommand(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireUserNS(t)
+	setup(t)
+	if r := run(t, "", "workspace", "create", "alice"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	r := run(t, "from stdin", "exec", "alice", "--", "/bin/sh", "-c", "cat; echo; hostname; echo oops >&2; exit 7")
+	if r.code != 7 || !strings.Contains(r.stdout, "from stdin") || !strings.Contains(r.stdout, "alice") || !strings.Contains(r.stderr, "oops") {
+		t.Fatalf("exec: %+v", r)
+	}
+	r = run(t, "", "exec", "alice", "--", "no-such-cmd")
+	if r.code != 127 || !strings.Contains(r.stderr, "command not found: no-such-cmd") {
+		t.Fatalf("unknown command: %+v", r)
+	}
+	r = run(t, "", "exec", "alice", "--timeout", "300ms", "--", "/bin/sleep", "30")
+	if r.code != 124 || !strings.Contains(r.stderr, "timed out") {
+		t.Fatalf("timeout: %+v", r)
+	}
+	r = run(t, "", "exec", "nobody", "--", "/bin/true")
+	if r.code == 0 || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("unknown workspace: %+v", r)
+	}
+	if r := run(t, "", "workspace", "config", "alice", "limits.memory=20MiB"); r.code != 0 {
+		t.Fatalf("config: %+v", r)
+	}
+	r = run(t, "", "exec", "alice", "--", "/bin/true")
+	if r.code != 1 || !strings.Contains(r.stderr, "limit below what a sandbox can start with") {
+		t.Fatalf("limit too low: %+v", r)
+	}
+	r = run(t, "", "sandbox", "doctor")
+	if r.code != 0 || !strings.Contains(r.stdout, "ok  sandbox") {
+		t.Fatalf("doctor: %+v", r)
+	}
+}
