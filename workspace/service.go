@@ -102,6 +102,7 @@ type Service struct {
 	busy   map[string]bool // ids being created or deleted
 
 	rt runtimeState // live sandboxes and FUSE views
+	ag agentState   // runs, sessions and skills (agent*.go, runs.go, sessions.go, skills.go)
 }
 
 // control DB keys
