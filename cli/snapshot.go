@@ -345,6 +345,7 @@ type VerifyCmd struct {
 	RepoFlags `embed:""`
 	ID        string  `arg:"" help:"Workspace id."`
 	ReadData  float64 `name:"read-data" default:"0.1" placeholder:"FRACTION" help:"Fraction of packs to download and authenticate (0 = structure only, 1 = all)."`
+	Rebuild   bool    `name:"rebuild-index" help:"First rebuild the index from the pack headers (repairs a lost or damaged index)."`
 }
 
 // Run verifies.
@@ -355,6 +356,15 @@ func (c *VerifyCmd) Run(g *Globals) error {
 	repo, err := c.openRepo(g, c.ID, false)
 	if err != nil {
 		return err
+	}
+	if c.Rebuild {
+		res, err := repo.RebuildIndex(g.Context())
+		if err != nil {
+			return err
+		}
+		if !c.JSON {
+			fmt.Fprintf(g.Stdout, "index rebuilt: %d packs, %d blobs, %d unreadable packs\n", res.Packs, res.Blobs, len(res.BadPacks))
+		}
 	}
 	rep, err := repo.Verify(g.Context(), bsync.VerifyOptions{ReadData: c.ReadData, Progress: c.progress(g)})
 	if err != nil {

@@ -75,6 +75,16 @@ func TestSnapshotCommands(t *testing.T) {
 	if r := run(t, "", "verify", "alice", "--read-data", "1"); r.code != 0 || !strings.Contains(r.stdout, "2 snapshots") {
 		t.Fatalf("verify: %+v", r)
 	}
+	idx, _ := filepath.Glob(filepath.Join(dir, "snapshots", "alice", "index", "*"))
+	for _, p := range idx {
+		os.WriteFile(p, []byte("truncated"), 0o600)
+	}
+	if r := run(t, "", "verify", "alice", "--read-data", "0"); r.code != 1 || !strings.Contains(r.stdout, "problem:") {
+		t.Fatalf("verify of a damaged index: %+v", r)
+	}
+	if r := run(t, "", "verify", "alice", "--rebuild-index"); r.code != 0 || !strings.Contains(r.stdout, "index rebuilt") {
+		t.Fatalf("verify --rebuild-index: %+v", r)
+	}
 	if r := run(t, "", "prune", "alice"); r.code != 2 {
 		t.Fatalf("prune without a policy: %+v", r)
 	}

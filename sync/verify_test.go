@@ -156,3 +156,35 @@ func TestStateOnly(t *testing.T) {
 		}
 	}
 }
+
+// Index objects are a cache of the pack headers: losing them all is
+// repaired from the packs alone.
+func TestRebuildIndex(t *testing.T) {
+	t.Parallel()
+	repo, snap, store := backupSmall(t)
+	for _, name := range listNames(t, store, "index/") {
+		store.Delete(t.Context(), name)
+	}
+	// One pack also loses its header: it is reported, not deleted.
+	junk := "data/00/00" + strings.Repeat("0", 62)
+	putObject(t, store, junk, []byte("not a pack at all"))
+	res, err := repo.RebuildIndex(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Packs == 0 || res.Blobs < 3 || len(res.BadPacks) != 1 || res.BadPacks[0] != junk {
+		t.Fatalf("rebuild: %+v", res)
+	}
+	store.Delete(t.Context(), junk)
+	other, err := bsync.Open(t.Context(), store, keyOf(t, repo), bsync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := other.Verify(t.Context(), bsync.VerifyOptions{ReadData: 1})
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify after rebuild: %v\n%s", err, problemsText(rep))
+	}
+	if err := other.Restore(t.Context(), snap, t.TempDir(), bsync.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
