@@ -31,7 +31,10 @@
 //     EACCES) and sys, bus, fs, irq read-only, a minimal read-only /dev (null
 //     zero full random urandom tty, a private devpts, a size-capped shm), a
 //     size-capped /tmp, Config.WorkspaceDir at /workspace (nosuid, nodev),
-//     Config.Binds. The old root is detached; the root is read-only.
+//     Config.Binds. Bind sources are cloned by the host as detached mounts
+//     (open_tree) and attached inside (move_mount), so sandbox root needs no
+//     search permission on the host path (the state dir stays 0700). The
+//     old root is detached; the root is read-only.
 //  3. pid, uts, ipc, cgroup namespaces: the init is PID 1 and reaps
 //     orphans; the hostname is Config.Hostname.
 //  4. net: a fresh network namespace with only loopback, brought up.

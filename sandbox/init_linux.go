@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ func runInit() int {
 	if err := c.send(&rpcMessage{ID: m.ID, Result: json.RawMessage(`{}`)}, nil); err != nil {
 		return 1
 	}
+	// The init is long-lived and mostly idle: hand back to the kernel what
+	// package initialisation and setup allocated and dropped.
+	debug.FreeOSMemory()
 	s.serve(&p)
 	return 0
 }
