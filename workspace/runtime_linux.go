@@ -85,6 +85,17 @@ func (s *Service) cleanupStaleMounts() {
 	}
 }
 
+// invalidate tells the live FUSE view, if any, that rel changed beside it
+// (through the host-side Tree), so the sandbox sees the change at once.
+func (l *live) invalidate(rel string) {
+	l.mu.Lock()
+	v := l.view
+	l.mu.Unlock()
+	if v != nil {
+		v.Invalidate(rel)
+	}
+}
+
 func (s *Service) liveFor(id string) *live {
 	s.rt.mu.Lock()
 	defer s.rt.mu.Unlock()
@@ -145,7 +156,7 @@ func (s *Service) Files(ctx context.Context, id string) (*fusefs.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fusefs.OpenTree(s.FilesDir(id), fusefs.TreeOptions{Policy: pol, Quota: q, UID: int(w.HostUID), GID: int(w.HostGID), Chown: os.Geteuid() == 0})
+	return fusefs.OpenTree(s.FilesDir(id), fusefs.TreeOptions{Policy: pol, Quota: q, UID: int(w.HostUID), GID: int(w.HostGID), Chown: os.Geteuid() == 0, OnChange: l.invalidate})
 }
 
 // SandboxConfig maps a workspace to the sandbox package's terms.
@@ -207,12 +218,15 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 	if err := os.Mkdir(mp, 0o755); err != nil && !os.IsExist(err) {
 		return nil, fmt.Errorf("sandbox %s: create mountpoint: %w", id, err)
 	}
-	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{Policy: pol, Quota: q, Logger: s.log.With("workspace", id)})
+	sbc := SandboxConfig(w, mp)
+	// Callers: the view is mounted allow_other for the sandbox's uid; no
+	// other host user may use it even if they find the mountpoint.
+	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{Policy: pol, Quota: q, Callers: []uint32{sbc.HostUID}, Logger: s.log.With("workspace", id)})
 	if err != nil {
 		os.Remove(mp)
 		return nil, fmt.Errorf("sandbox %s: FUSE view: %w", id, err)
 	}
-	sb, err := sandbox.Start(ctx, SandboxConfig(w, mp))
+	sb, err := sandbox.Start(ctx, sbc)
 	if err != nil {
 		view.Unmount()
 		os.Remove(mp)
