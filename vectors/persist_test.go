@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -211,5 +213,66 @@ func TestLoadFileReportsTruncation(t *testing.T) {
 	_, err = LoadFile(ctx, dir)
 	if !errors.Is(err, ErrCorrupt) || !bytes.Contains([]byte(err.Error()), []byte("truncated")) {
 		t.Fatalf("LoadFile of a half file = %v, want ErrCorrupt saying truncated", err)
+	}
+}
+
+// TestLoadRejectsForgedStructure plays someone who can write the index file
+// and so can also fix up its checksum: each case damages one structural
+// invariant in memory and saves (Save computes a valid CRC); Load must still
+// refuse the file, because a search over it could index out of range or
+// return wrong answers.
+func TestLoadRejectsForgedStructure(t *testing.T) {
+	t.Parallel()
+	upperNode := func(ix *Index) uint32 {
+		for s, l := range ix.g.levels {
+			if l > 0 && uint32(s) != ix.g.entry {
+				return uint32(s)
+			}
+		}
+		t.Fatal("no upper-level node besides the entry")
+		return 0
+	}
+	lowerNode := func(ix *Index) uint32 {
+		for s, l := range ix.g.levels {
+			if l == 0 && !ix.dead[s] {
+				return uint32(s)
+			}
+		}
+		t.Fatal("no level-0 node")
+		return 0
+	}
+	tests := []struct {
+		name   string
+		forge  func(ix *Index)
+		reason string
+	}{
+		{"link out of range", func(ix *Index) { ix.g.record(0, 0)[1] = uint32(len(ix.ids)) + 5 }, "bad link"},
+		{"self link", func(ix *Index) { ix.g.record(3, 0)[1] = 3 }, "bad link"},
+		{"upper link to a level-0 node", func(ix *Index) {
+			u := upperNode(ix)
+			r := ix.g.record(u, 1)
+			r[0] = max(r[0], 1)
+			r[1] = lowerNode(ix)
+		}, "bad link"},
+		{"entry below the top level", func(ix *Index) { ix.g.entry = lowerNode(ix) }, "top level"},
+		{"duplicate id", func(ix *Index) { ix.ids[1] = ix.ids[2] }, "duplicate id"},
+		{"tombstone with an id", func(ix *Index) { ix.dead[lowerNode(ix)] = true }, "disagree"},
+		{"live slot without an id", func(ix *Index) { ix.ids[lowerNode(ix)] = "" }, "disagree"},
+		{"cosine vector not unit length", func(ix *Index) { ix.vec(2)[0] += 0.5 }, "norm"},
+		{"NaN component", func(ix *Index) { ix.vec(2)[1] = float32(math.NaN()) }, "NaN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ix, _ := editedIndex(t, true, Cosine)
+			if ix.g.maxLevel < 1 {
+				t.Fatal("test index has one level only")
+			}
+			tt.forge(ix)
+			_, err := Load(bytes.NewReader(encode(t, ix)))
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("Load = %v, want ErrCorrupt mentioning %q", err, tt.reason)
+			}
+		})
 	}
 }
