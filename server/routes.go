@@ -70,7 +70,7 @@ type (
 )
 
 func (s *Server) routeTable() []route {
-	return []route{
+	return append([]route{
 		{method: "GET", pattern: "/healthz", scope: scopePublic, summary: "Liveness", resp: Health{}, h: s.healthz},
 		{method: "GET", pattern: "/readyz", scope: scopePublic, summary: "Readiness (503 while draining)", resp: Health{}, h: s.readyz},
 		{method: "GET", pattern: "/openapi.json", scope: scopePublic, summary: "This document", h: s.openapi},
@@ -93,7 +93,7 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", pattern: "/v1/tokens/{id}", scope: scopeAdmin, summary: "Revoke a token", status: 204, h: s.revokeToken},
 
 		{method: "POST", pattern: "/v1/admin/rotate-passphrase", scope: scopeSocket, summary: "Rewrap every data key under a new passphrase (local socket only)", req: RotateRequest{}, resp: RotateResponse{}, h: s.rotate},
-	}
+	}, append(s.boardRoutes(), s.runRoutes()...)...)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
