@@ -25,7 +25,7 @@ func FuzzDecode(f *testing.F) {
 	small.Delete("2")
 	f.Add(encode(f, small))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ix, err := decode(bytes.NewReader(data), false)
+		ix, err := decode(bytes.NewReader(data), false, int64(len(data)))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("decode error does not wrap ErrCorrupt: %v", err)

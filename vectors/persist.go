@@ -114,7 +114,11 @@ func (ix *Index) Save(w io.Writer) error {
 // Load reads an index written by Save. Any truncation, alteration or
 // trailing data gives an error wrapping ErrCorrupt.
 func Load(r io.Reader) (*Index, error) {
-	return decode(r, true)
+	size := int64(-1)
+	if l, ok := r.(interface{ Len() int }); ok { // bytes.Reader, bytes.Buffer, strings.Reader
+		size = int64(l.Len())
+	}
+	return decode(r, true, size)
 }
 
 // SaveFile writes the index to dir/FileName crash-safely: into a temporary
@@ -171,7 +175,11 @@ func LoadFile(ctx context.Context, dir string) (*Index, error) {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
 	defer f.Close()
-	ix, err := Load(bufio.NewReaderSize(f, 1<<16))
+	size := int64(-1)
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	ix, err := decode(bufio.NewReaderSize(f, 1<<16), true, size)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", f.Name(), err)
 	}
@@ -233,8 +241,10 @@ func corrupt(format string, args ...any) error {
 
 // decode parses and validates an index. checkCRC is false only in the fuzz
 // test, so that mutated inputs reach the structural checks: those alone must
-// make any accepted index safe to search and modify.
-func decode(r io.Reader, checkCRC bool) (*Index, error) {
+// make any accepted index safe to search and modify. size, when not -1, is
+// the number of bytes r holds: it bounds how much is allocated up front, so
+// a forged slot count cannot make a small file allocate a large index.
+func decode(r io.Reader, checkCRC bool, size int64) (*Index, error) {
 	d := &decoder{r: r, crc: crc32.New(castagnoli)}
 	if string(d.read(len(fileMagic))) != fileMagic {
 		if d.err != nil {
@@ -295,6 +305,17 @@ func decode(r io.Reader, checkCRC bool) (*Index, error) {
 	}
 
 	dim := cfg.Dim
+	if size > 0 {
+		n := int(min(int64(nslots), size/int64(4*dim+5)))
+		ix.vecs = make([]float32, 0, n*dim)
+		ix.ids = make([]string, 0, n)
+		if g != nil {
+			ix.dead = make([]bool, 0, n)
+			g.levels = make([]uint8, 0, n)
+			g.links0 = make([]uint32, 0, n*(g.m0+1))
+			g.upper = make([][]uint32, 0, n)
+		}
+	}
 	probe := make([]float32, dim)
 	for slot := range nslots {
 		dead := false
