@@ -75,8 +75,11 @@ func runInit() int {
 	if err := c.send(&rpcMessage{ID: m.ID, Result: json.RawMessage(`{}`)}, nil); err != nil {
 		return 1
 	}
-	// The init is long-lived and mostly idle: hand back to the kernel what
-	// package initialisation and setup allocated and dropped.
+	// The init starts with the collector off (GOGC=off from the host: package
+	// initialisation and setup are short and allocate little), then runs
+	// long and mostly idle: collect once, hand the garbage back to the
+	// kernel, and keep the heap tight from here on.
+	debug.SetGCPercent(50)
 	debug.FreeOSMemory()
 	s.serve(&p)
 	return 0

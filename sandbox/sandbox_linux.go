@@ -110,7 +110,7 @@ func (s *Sandbox) start(ctx context.Context) error {
 	cmd.Args[0] = "bulkhead-sandbox"
 	// The init's environment is not the commands': it only tunes the Go
 	// runtime to stay small.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=50"}
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.Stderr = s.stderr
