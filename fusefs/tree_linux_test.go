@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -316,4 +317,52 @@ func TestTreeSwapRace(t *testing.T) {
 	if swaps.Load() == 0 || writes.Load() == 0 {
 		t.Fatalf("race did not run: %d swaps, %d writes", swaps.Load(), writes.Load())
 	}
+}
+
+// FuzzTreeResolve checks that whatever path it is given, the resolver
+// either refuses it or returns a clean relative path below the root that
+// the policy lets through.
+func FuzzTreeResolve(f *testing.F) {
+	for _, s := range []string{"a/b", "up/x", "../x", "/etc", "a/../../b", "c/./d", "loop", "sec/k", "hop/k", "abs", "a//b/", "a/b/../../c"} {
+		f.Add(s)
+	}
+	backing := filepath.Join(f.TempDir(), "files")
+	for _, d := range []string{"a", "c/d", "sec"} {
+		if err := os.MkdirAll(filepath.Join(backing, d), 0o755); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for name, target := range map[string]string{"up": "..", "abs": "/etc", "loop": "loop", "a/b": "../c", "hop": "sec", "c/d/e": "../../a"} {
+		if err := os.Symlink(target, filepath.Join(backing, name)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	pol, err := NewPolicy(PolicyConfig{Deny: []string{"sec"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tree, err := OpenTree(backing, TreeOptions{Policy: pol})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { tree.Close() })
+	f.Fuzz(func(t *testing.T, rel string) {
+		if strings.ContainsRune(rel, 0) {
+			return
+		}
+		r, err := tree.resolve(rel, true)
+		if err != nil {
+			return
+		}
+		if r != "" {
+			for _, seg := range strings.Split(r, "/") {
+				if seg == "" || seg == "." || seg == ".." {
+					t.Fatalf("resolve(%q) = %q: not a clean relative path", rel, r)
+				}
+			}
+		}
+		if err := pol.CheckRead(r); err != nil {
+			t.Fatalf("resolve(%q) = %q, which the policy denies", rel, r)
+		}
+	})
 }
