@@ -97,6 +97,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Hostname inside the sandbox; empty means ID.
 	Hostname string
+	// RequestsPerSecond and RequestBurst bound the requests the init accepts
+	// (a token bucket; a request over the limit is refused, not queued).
+	// Zero means 2000 per second with a burst of 200.
+	RequestsPerSecond, RequestBurst int
 }
 
 // Command is one program to run inside a live sandbox.

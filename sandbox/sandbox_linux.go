@@ -158,6 +158,7 @@ func (s *Sandbox) start(ctx context.Context) error {
 		Hostname: s.cfg.Hostname, Workspace: s.cfg.WorkspaceDir != "", Binds: s.cfg.Binds,
 		TmpBytes: s.cfg.Limits.TmpBytes, NoFile: s.cfg.Limits.NoFile, NProc: uint64(s.cfg.Limits.Pids),
 		FileBytes: s.cfg.Limits.FileBytes, ExpectUID: s.cfg.HostUID,
+		RatePerSec: s.cfg.RequestsPerSecond, Burst: s.cfg.RequestBurst,
 	}
 	var sources []string
 	if s.cfg.WorkspaceDir != "" {
