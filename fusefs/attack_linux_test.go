@@ -345,6 +345,7 @@ func TestAttackModes(t *testing.T) {
 	wantErrno(t, "mknod char device", unix.Mknod(filepath.Join(mnt, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))), syscall.EPERM)
 	wantErrno(t, "mknod block device", unix.Mknod(filepath.Join(mnt, "sda"), unix.S_IFBLK|0o666, int(unix.Mkdev(8, 0))), syscall.EPERM)
 	wantErrno(t, "mkfifo", unix.Mkfifo(filepath.Join(mnt, "fifo"), 0o644), syscall.EPERM)
+	wantErrno(t, "rename with whiteout", unix.Renameat2(unix.AT_FDCWD, f, unix.AT_FDCWD, filepath.Join(mnt, "moved"), unix.RENAME_WHITEOUT), syscall.EPERM)
 	wantErrno(t, "ioctl", func() error {
 		fh, err := os.Open(f)
 		if err != nil {

@@ -732,6 +732,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if pol.Hidden(from) {
 		return syscall.ENOENT
 	}
+	if flags&unix.RENAME_WHITEOUT != 0 && pol.CheckMode(fs.ModeDevice|fs.ModeCharDevice) != nil {
+		return syscall.EPERM // a whiteout is a character device the server would make as root
+	}
 	if n.sys.readOnly {
 		return syscall.EROFS
 	}
