@@ -524,9 +524,13 @@ func (s *Store) evictIdle() {
 	}
 }
 
-// Reindex throws the index directory's contents away and rebuilds both
-// indexes from Badger.
+// Reindex embeds the chunks that lack an embedding of the store's embedder
+// (none, or another model's), then throws the index directory's contents
+// away and rebuilds both indexes from Badger.
 func (s *Store) Reindex(ctx context.Context) error {
+	if err := s.reembed(ctx); err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
@@ -538,6 +542,67 @@ func (s *Store) Reindex(ctx context.Context) error {
 	}
 	if err := s.loadLocked(ctx); err != nil {
 		return fmt.Errorf("reindex: %w", err)
+	}
+	return nil
+}
+
+// reembed embeds, in batches, every chunk without an embedding of the
+// current model. A chunk changed meanwhile is written back as it now is.
+func (s *Store) reembed(ctx context.Context) error {
+	if s.emb == nil {
+		return nil
+	}
+	model := s.emb.Model()
+	var todo []Chunk
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: s.k.chunks(), PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var c Chunk
+			if err := it.Item().Value(func(b []byte) error { return jsonUnmarshal(b, &c) }); err != nil {
+				return fmt.Errorf("decode chunk %q: %w", it.Item().Key(), err)
+			}
+			if c.Model != model {
+				todo = append(todo, c)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	const batch = 256
+	for start := 0; start < len(todo); start += batch {
+		cs := todo[start:min(start+batch, len(todo))]
+		vecs, err := s.embed(ctx, cs)
+		if err != nil {
+			return err
+		}
+		s.wmu.Lock()
+		err = s.write(ctx, func(txn *badger.Txn, m *meta) ([]string, error) {
+			var keep []Chunk
+			var kv [][]float32
+			for i, c := range cs {
+				var now Chunk
+				found, err := getJSON(txn, s.k.chunk(c.ID), &now)
+				if err != nil {
+					return nil, err
+				}
+				if found && now.Text == c.Text {
+					now.Model = ""
+					keep = append(keep, now)
+					kv = append(kv, vecs[i])
+				}
+			}
+			if len(keep) == 0 {
+				return nil, nil
+			}
+			return s.putChunks(txn, m, keep, kv)
+		})
+		s.wmu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

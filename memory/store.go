@@ -350,14 +350,8 @@ func (s *Store) Replace(ctx context.Context, source, path string, chunks []Chunk
 		}
 	}
 	// Keep unchanged chunks (same id, text and metadata) as they are.
-	var stale []string
 	var fresh []Chunk
 	err := s.db.View(func(txn *badger.Txn) error {
-		for _, id := range s.idsAt(txn, source, path) {
-			if !want[id] {
-				stale = append(stale, id)
-			}
-		}
 		for _, c := range cs {
 			var old Chunk
 			found, err := getJSON(txn, s.k.chunk(c.ID), &old)
@@ -382,9 +376,16 @@ func (s *Store) Replace(ctx context.Context, source, path string, chunks []Chunk
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	err = s.write(ctx, func(txn *badger.Txn, m *meta) ([]string, error) {
-		for _, id := range stale {
-			if err := s.deleteChunk(txn, id); err != nil && !errors.Is(err, ErrNotFound) {
-				return nil, err
+		// Which chunks to drop is decided here, in the writing
+		// transaction, so a concurrent write to the path cannot leave
+		// strays.
+		var stale []string
+		for _, id := range s.idsAt(txn, source, path) {
+			if !want[id] {
+				stale = append(stale, id)
+				if err := s.deleteChunk(txn, id); err != nil && !errors.Is(err, ErrNotFound) {
+					return nil, err
+				}
 			}
 		}
 		ids, err := s.putChunks(txn, m, fresh, vecs)

@@ -580,3 +580,33 @@ func TestTranscriptContext(t *testing.T) {
 		t.Errorf("stats %+v %v", st, err)
 	}
 }
+
+func TestReindexEmbedsWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, dir := openDB(t, t.TempDir()), t.TempDir()
+	plain := openStore(t, db, "", dir, nil)
+	if _, err := plain.Add(ctx, []memory.Chunk{{ID: "a", Text: "added before any embedder"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"one/model", "two/model"} {
+		s := openStore(t, db, "", dir, &hashEmbedder{dim: 8, model: model})
+		if err := s.Reindex(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.Get(ctx, "a")
+		if err != nil || c.Model != model {
+			t.Fatalf("after reindex with %s: %+v %v", model, c, err)
+		}
+		r := search(t, s, "embedder")
+		if r.Mode != "hybrid" || len(r.Hits) != 1 || r.Hits[0].Parts.VectorRank != 1 {
+			t.Fatalf("%s: mode %s hits %+v", model, r.Mode, r.Hits)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
