@@ -134,6 +134,12 @@ func (s *Store) Search(ctx context.Context, o SearchOptions) (Results, error) {
 	}
 
 	textHits, expansion, err := s.keywordSearch(ctx, ix, o.Query, res.Keywords, n)
+	if errors.Is(err, textindex.ErrEmptyQuery) {
+		if qvec == nil {
+			return Results{}, fmt.Errorf("%w: only stopwords", ErrEmptyQuery)
+		}
+		err = nil // the vector half still has something to go on
+	}
 	if err != nil {
 		return Results{}, err
 	}
@@ -183,9 +189,6 @@ func (s *Store) keywordSearch(ctx context.Context, ix *indexes, query string, ke
 		q.Text = query
 	}
 	hits, err := ix.text.Search(ctx, q, n)
-	if errors.Is(err, textindex.ErrEmptyQuery) {
-		return nil, nil, nil
-	}
 	if err != nil || s.cfg.ExpansionTerms <= 0 || len(hits) == 0 {
 		return hits, nil, err
 	}

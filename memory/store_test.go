@@ -208,6 +208,10 @@ func TestBadInput(t *testing.T) {
 		{"10 MB", strings.Repeat("a", 10<<20), memory.ErrQueryTooLong},
 		{"invalid UTF-8", "hello \xff\xfe world", memory.ErrInvalidText},
 	}
+	kw := openStore(t, db, "kw/", t.TempDir(), nil)
+	if _, err := kw.Search(ctx, memory.SearchOptions{Query: "What is it?"}); !errors.Is(err, memory.ErrEmptyQuery) {
+		t.Errorf("stopword-only keyword query: %v, want ErrEmptyQuery", err)
+	}
 	for _, q := range queries {
 		if _, err := s.Search(ctx, memory.SearchOptions{Query: q.query}); !errors.Is(err, q.want) {
 			t.Errorf("%s query: err %v, want %v", q.name, err, q.want)
