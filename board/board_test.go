@@ -320,7 +320,7 @@ func TestFencing(t *testing.T) {
 	if err := b.renew(old); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("zombie renew: %v", err)
 	}
-	if err := b.finish(old, &runTools{}, &RunResult{Text: "x"}, nil); !errors.Is(err, ErrLeaseLost) {
+	if err := b.finish(old, &runTools{}, &RunResult{Text: "x"}, nil, false); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("zombie finish: %v", err)
 	}
 	if _, err := b.agentComment(cur, "dev", "real write", ""); err != nil {
@@ -508,5 +508,92 @@ func TestPersonas(t *testing.T) {
 	}
 	if _, err := b.Persona("ghost"); !errors.Is(err, ErrPersonaNotFound) {
 		t.Fatal(err)
+	}
+}
+
+// A run that lasts several lease lifetimes keeps its lease by renewing it:
+// nobody else can claim the project meanwhile.
+func TestLeaseRenewal(t *testing.T) {
+	t.Parallel()
+	r := &countingRunner{hold: 700 * time.Millisecond}
+	b, _ := newBoard(t, Options{Runner: r, LeaseTTL: 150 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := b.CreateProject(ctx, "p", makeRepo(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	b.CreateTicket(ctx, "p", NewTicket{Title: "one"})
+	b.CreateTicket(ctx, "p", NewTicket{Title: "two"})
+	done := make(chan error, 1)
+	go func() { done <- b.Dispatch(ctx, "p", 1, "long") }()
+	time.Sleep(50 * time.Millisecond)
+	for range 8 {
+		if _, _, err := b.claim("p", 2, "intruder", true); !errors.Is(err, ErrLeased) {
+			t.Fatalf("claim during a renewed run: %v", err)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("long run: %v", err)
+	}
+	if r.runs[logKey("p", 1)] != 1 || r.runs[logKey("p", 2)] != 0 {
+		t.Fatalf("runs: %v", r.runs)
+	}
+}
+
+// A run cut short by shutdown is noted without backoff and runs again.
+func TestInterruptedRun(t *testing.T) {
+	t.Parallel()
+	r := &countingRunner{hold: time.Minute}
+	b, _ := newBoard(t, Options{Runner: r})
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := b.CreateProject(ctx, "p", makeRepo(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	b.CreateTicket(ctx, "p", NewTicket{Title: "one"})
+	go func() { time.Sleep(200 * time.Millisecond); cancel() }()
+	b.Beat(ctx, "hb")
+	tk, _ := b.Ticket(context.Background(), "p", 1)
+	if tk.Failures != 0 || !tk.NotBefore.IsZero() || !tk.actionable(time.Now()) {
+		t.Fatalf("after interruption: %+v", tk)
+	}
+	cs, _ := b.Comments(context.Background(), "p", 1)
+	if last := cs[len(cs)-1]; !strings.Contains(last.Body, "interrupted") {
+		t.Fatalf("last comment %q", last.Body)
+	}
+	r.hold = 0
+	if rep, err := b.Beat(context.Background(), "hb"); err != nil || rep.Succeeded != 1 {
+		t.Fatalf("rerun: %+v %v", rep, err)
+	}
+}
+
+// Scoring: returned work first, then unanswered human comments, work in
+// progress, the backlog; priority within a band; done and verification
+// without news never.
+func TestScoring(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	mk := func(st State, prio int, mod func(*Ticket)) *Ticket {
+		tk := &Ticket{State: st, Priority: prio, UpdatedAt: now}
+		if mod != nil {
+			mod(tk)
+		}
+		return tk
+	}
+	returned := mk(InProgress, 3, func(t *Ticket) { t.Returned = true })
+	answered := mk(Verification, 3, func(t *Ticket) { t.LastHuman, t.SeenThrough = 5, 4 })
+	working := mk(InProgress, 3, nil)
+	urgent := mk(Backlog, 0, nil)
+	low := mk(Backlog, 3, nil)
+	oldLow := mk(Backlog, 3, func(t *Ticket) { t.UpdatedAt = now.Add(-2 * time.Hour) })
+	order := []*Ticket{returned, answered, working, urgent, oldLow, low}
+	for i := 1; i < len(order); i++ {
+		if order[i-1].score(now) <= order[i].score(now) {
+			t.Errorf("ticket %d (%v) does not outrank %d (%v)", i-1, order[i-1].score(now), i, order[i].score(now))
+		}
+	}
+	for _, tk := range []*Ticket{mk(Done, 0, nil), mk(Verification, 0, nil), mk(Backlog, 0, func(t *Ticket) { t.NotBefore = now.Add(time.Minute) })} {
+		if tk.actionable(now) {
+			t.Errorf("%+v is actionable", tk)
+		}
 	}
 }

@@ -310,7 +310,8 @@ func (b *Board) run(ctx context.Context, f *Fence) error {
 	if runErr != nil {
 		logf("error", runErr.Error())
 	}
-	err := b.finish(f, rt, res, runErr)
+	interrupted := runErr != nil && ctx.Err() != nil // shutdown, not the run's fault
+	err := b.finish(f, rt, res, runErr, interrupted)
 	if errors.Is(err, ErrLeaseLost) {
 		logf("error", "lease lost before the run could finish; its results are discarded")
 		return err
@@ -376,7 +377,8 @@ func ticketPrompt(t *Ticket, cs []*Comment) string {
 // finish records the outcome of run f and releases its lease in one
 // fenced transaction: a failure becomes a system comment and a backoff, a
 // success with no comment from the agent posts its final text.
-func (b *Board) finish(f *Fence, rt *runTools, res *RunResult, runErr error) error {
+// An interrupted run (the node is shutting down) is noted without backoff.
+func (b *Board) finish(f *Fence, rt *runTools, res *RunResult, runErr error, interrupted bool) error {
 	return b.update(func(txn *badger.Txn) error {
 		l, err := b.checkFence(txn, f)
 		if err != nil {
@@ -387,7 +389,12 @@ func (b *Board) finish(f *Fence, rt *runTools, res *RunResult, runErr error) err
 			return err
 		}
 		now := b.opts.Now().UTC()
-		if runErr != nil {
+		if interrupted {
+			msg := fmt.Sprintf("Run %d was interrupted (%s); the ticket is picked up again.", f.Token, safeError(runErr))
+			if err := b.addComment(txn, t, &Comment{Kind: System, Author: "heartbeat", Body: msg}); err != nil {
+				return err
+			}
+		} else if runErr != nil {
 			t.Failures++
 			wait := b.opts.FailureBackoff << min(t.Failures-1, 5)
 			t.NotBefore = now.Add(wait)

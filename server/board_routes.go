@@ -429,7 +429,8 @@ func (s *Server) heartbeatStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) heartbeatNow(w http.ResponseWriter, r *http.Request) error {
-	rep, err := s.board().Beat(r.Context(), "api heartbeat by "+actor(r))
+	// The runs outlive a client that stops waiting; their leases bound them.
+	rep, err := s.board().Beat(context.WithoutCancel(r.Context()), "api heartbeat by "+actor(r))
 	if err != nil {
 		return boardErr(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +158,85 @@ func TestBoardAPI(t *testing.T) {
 	if code, _ := f.raw(t, "", "GET", "/ui/../../etc/passwd", ""); code == 200 {
 		t.Fatal("ui served a path outside its files")
 	}
+}
+
+// Two heartbeats and API dispatches of every ticket, started together
+// over 50 tickets in 10 projects, run each ticket exactly once.
+func TestBoardRaceThroughAPI(t *testing.T) {
+	f := newFixture(t)
+	repo := boardRepo(t)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	b := board.For(f.svc, board.Options{Concurrency: 6})
+	b.SetRunner(board.RunnerFunc(func(ctx context.Context, req *board.RunRequest) (*board.RunResult, error) {
+		mu.Lock()
+		runs[fmt.Sprintf("%s#%d", req.Project.ID, req.Ticket.ID)]++
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		for _, tl := range req.Tools {
+			if tl.Name() == "ticket_update_state" {
+				if _, err := tl.Call(ctx, []byte(`{"state":"verification"}`)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return &board.RunResult{Text: "done"}, nil
+	}))
+	for p := range 10 {
+		id := fmt.Sprintf("r%d", p)
+		if code, body := f.raw(t, f.admin, "POST", "/v1/projects", fmt.Sprintf(`{"id":%q,"repo":%q}`, id, repo)); code != 201 {
+			t.Fatalf("project: %d %s", code, body)
+		}
+		for i := range 5 {
+			if code := f.do(t, f.admin, "POST", "/v1/workspaces/"+id+"/tickets", fmt.Sprintf(`{"title":"t%d"}`, i), nil); code != 201 {
+				t.Fatal("ticket", code)
+			}
+		}
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			<-start
+			var rep board.BeatReport
+			if code := f.do(t, f.admin, "POST", "/v1/heartbeat", "", &rep); code != 200 {
+				t.Error("heartbeat", code)
+			}
+		})
+	}
+	var accepted atomic.Int64
+	wg.Go(func() {
+		<-start
+		for p := range 10 {
+			for i := 1; i <= 5; i++ {
+				code, body := f.raw(t, f.admin, "POST", fmt.Sprintf("/v1/workspaces/r%d/tickets/%d/dispatch", p, i), "")
+				switch code {
+				case 202:
+					accepted.Add(1)
+				case 409:
+				default:
+					t.Errorf("dispatch: %d %s", code, body)
+				}
+			}
+		}
+	})
+	close(start)
+	wg.Wait()
+	// Dispatched runs finish in the background.
+	for range 500 {
+		if b.Running() == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for p := range 10 {
+		for i := 1; i <= 5; i++ {
+			if n := runs[fmt.Sprintf("r%d#%d", p, i)]; n != 1 {
+				t.Errorf("r%d#%d ran %d times", p, i, n)
+			}
+		}
+	}
+	t.Logf("API dispatch started %d of 50 runs", accepted.Load())
 }
