@@ -83,12 +83,13 @@ func (a *archive) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	for p, t := range a.links {
-		if err := c.entry(p, sIFLNK|0o777, []byte(t)); err != nil {
+	for _, p := range sortedKeys(a.links) {
+		if err := c.entry(p, sIFLNK|0o777, []byte(a.links[p])); err != nil {
 			return err
 		}
 	}
-	for p, host := range a.files {
+	for _, p := range sortedKeys(a.files) {
+		host := a.files[p]
 		b, err := os.ReadFile(host)
 		if err != nil {
 			return err
@@ -98,4 +99,13 @@ func (a *archive) writeTo(w io.Writer) error {
 		}
 	}
 	return c.entry("TRAILER!!!", 0, nil)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

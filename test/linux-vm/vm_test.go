@@ -3,6 +3,8 @@ package linuxvm
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,10 +69,16 @@ func TestSandboxSuiteInVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.writeTo(bufio.NewWriterSize(f, 1<<20)); err != nil {
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := a.writeTo(bw); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 19*time.Minute)
 	defer cancel()
@@ -88,20 +96,28 @@ func TestSandboxSuiteInVM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSum := fmt.Sprintf("busybox sha256 %x", sha256.Sum256(bb))
 	var result string
-	var tail []string
+	var sawSum bool
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		t.Log(line)
-		tail = append(tail, line)
+		sawSum = sawSum || strings.Contains(line, wantSum)
 		if i := strings.Index(line, "BULKHEAD-VM-RESULT:"); i >= 0 {
 			result = strings.TrimSpace(line[i+len("BULKHEAD-VM-RESULT:"):])
 		}
 	}
 	cmd.Wait()
 	t.Logf("VM ran %v", time.Since(start).Round(time.Second))
+	if !sawSum {
+		t.Errorf("the VM's busybox differs from the host's (initramfs damaged?): want %q on the console", wantSum)
+	}
 	if result != "PASS" {
 		t.Fatalf("VM result %q (no PASS marker)", result)
 	}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
@@ -74,6 +75,9 @@ func run() error {
 	os.Symlink("/proc/self/fd", "/dev/fd")
 	b, _ := os.ReadFile("/proc/version")
 	fmt.Printf("vm: %s", b)
+	if b, err := os.ReadFile("/usr/bin/busybox"); err == nil {
+		fmt.Printf("vm: busybox sha256 %x\n", sha256.Sum256(b))
+	}
 	for _, pre := range [][]string{{"/bin/true"}, {"/bin/sh", "-c", "echo shell ok"}} {
 		out, err := exec.Command(pre[0], pre[1:]...).CombinedOutput()
 		fmt.Printf("vm: preflight %v: %v %s\n", pre, err, out)
