@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -46,7 +45,24 @@ const (
 // sandbox unless the caller names it.
 var DefaultEnvAllow = []string{"TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE", "LC_*", "TZ"}
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+// idRule is the pattern an ID must match; validID checks it without a
+// regexp, so the init (which runs every package initializer) stays cheap.
+const idRule = `^[a-z0-9][a-z0-9_-]{0,63}$`
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '_' || r == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Limits are the resources one sandbox may use. Memory, Pids and CPUs are
 // enforced by cgroups on the whole sandbox (init included), TmpBytes by the
@@ -140,8 +156,8 @@ type Result struct {
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
-	if !idPattern.MatchString(out.ID) {
-		return out, fmt.Errorf("%w: id %q must match %s", ErrInvalidConfig, out.ID, idPattern)
+	if !validID(out.ID) {
+		return out, fmt.Errorf("%w: id %q must match %s", ErrInvalidConfig, out.ID, idRule)
 	}
 	if out.HostUID == 0 || out.HostGID == 0 {
 		return out, fmt.Errorf("%w: host uid/gid must not be 0 (sandbox root is never host root)", ErrInvalidConfig)
