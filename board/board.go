@@ -116,6 +116,16 @@ func (b *Board) SetRunner(r TicketRunner) {
 	b.mu.Unlock()
 }
 
+// SetRunnerIfUnset sets r unless a runner is already set (tests and
+// embedders set theirs first).
+func (b *Board) SetRunnerIfUnset(r TicketRunner) {
+	b.mu.Lock()
+	if b.runner == nil {
+		b.runner = r
+	}
+	b.mu.Unlock()
+}
+
 func (b *Board) getRunner() TicketRunner {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -13,21 +13,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/board"
 	"github.com/bulkhead-dev/bulkhead/kv"
+	"github.com/bulkhead-dev/bulkhead/workspace"
 )
-
-// Board opens the node's board on the state dir. The board commands work on
-// the state dir directly; while `bulkhead serve` holds it, use the web UI or
-// the API instead.
-func (g *Globals) Board() (*board.Board, error) {
-	svc, err := g.Service()
-	if errors.Is(err, kv.ErrLocked) {
-		return nil, fmt.Errorf("%w: a running server holds %s; use its web UI or the /v1 board API, or stop it", err, g.StateDir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return board.For(svc, board.Options{Logger: g.Log}), nil
-}
 
 // ProjectCmd groups the project commands.
 type ProjectCmd struct {
@@ -46,7 +33,7 @@ type ProjectCreateCmd struct {
 
 // Run creates.
 func (c *ProjectCreateCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -57,7 +44,7 @@ func (c *ProjectCreateCmd) Run(g *Globals) error {
 	if c.JSON {
 		return writeJSON(g, p)
 	}
-	fmt.Fprintf(g.Stdout, "created project %s: %s cloned into %s (branch %s), persona %s\n", p.ID, p.Repo, b.RepoDir(p.ID), p.DefaultBranch, p.Persona)
+	fmt.Fprintf(g.Stdout, "created project %s: %s cloned into %s (branch %s), persona %s\n", p.ID, p.Repo, g.filesDir(p.ID), p.DefaultBranch, p.Persona)
 	return nil
 }
 
@@ -68,7 +55,7 @@ type ProjectListCmd struct {
 
 // Run lists.
 func (c *ProjectListCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -99,7 +86,7 @@ type ProjectShowCmd struct {
 
 // Run shows.
 func (c *ProjectShowCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -114,7 +101,7 @@ func (c *ProjectShowCmd) Run(g *Globals) error {
 	if c.JSON {
 		return writeJSON(g, map[string]any{"project": p, "tickets": ts})
 	}
-	fmt.Fprintf(g.Stdout, "project %s\n  repo     %s\n  branch   %s\n  persona  %s\n  model    %s/%s\n  files    %s\n", p.ID, p.Repo, p.DefaultBranch, p.Persona, p.Provider, p.Model, b.RepoDir(p.ID))
+	fmt.Fprintf(g.Stdout, "project %s\n  repo     %s\n  branch   %s\n  persona  %s\n  model    %s/%s\n  files    %s\n", p.ID, p.Repo, p.DefaultBranch, p.Persona, p.Provider, p.Model, g.filesDir(p.ID))
 	for _, st := range board.States {
 		var line []string
 		for _, t := range ts {
@@ -144,11 +131,11 @@ type PersonaListCmd struct {
 
 // Run lists.
 func (c *PersonaListCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
-	ps, err := b.Personas()
+	ps, err := b.ListPersonas(g.Context())
 	if err != nil {
 		return err
 	}
@@ -174,11 +161,11 @@ type PersonaShowCmd struct {
 
 // Run shows.
 func (c *PersonaShowCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
-	p, err := b.Persona(c.Name)
+	p, err := b.GetPersona(g.Context(), c.Name)
 	if err != nil {
 		return err
 	}
@@ -213,11 +200,11 @@ func (c *PersonaAddCmd) Run(g *Globals) error {
 	if err != nil {
 		return &UsageError{err}
 	}
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
-	p, err := b.AddPersona(c.Name, files)
+	p, err := b.NewPersona(g.Context(), c.Name, files)
 	if err != nil {
 		return err
 	}
@@ -250,7 +237,7 @@ type TicketCreateCmd struct {
 
 // Run creates.
 func (c *TicketCreateCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -285,7 +272,7 @@ func (c *TicketListCmd) Run(g *Globals) error {
 		}
 		want = st
 	}
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -319,7 +306,7 @@ type TicketShowCmd struct {
 
 // Run shows.
 func (c *TicketShowCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -370,7 +357,7 @@ func (c *TicketCommentCmd) Run(g *Globals) error {
 		}
 		body = string(in)
 	}
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -397,7 +384,7 @@ func (c *TicketMoveCmd) Run(g *Globals) error {
 	if err != nil {
 		return &UsageError{err}
 	}
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -418,7 +405,7 @@ type TicketShipCmd struct {
 
 // Run ships.
 func (c *TicketShipCmd) Run(g *Globals) error {
-	b, err := g.Board()
+	b, err := g.boardAPI()
 	if err != nil {
 		return err
 	}
@@ -505,4 +492,16 @@ func author(flag string) string {
 		return u
 	}
 	return "human"
+}
+
+// StartHeartbeat runs the board's heartbeat every interval inside
+// `bulkhead serve` until ctx ends. It uses the node's shared Board (the one
+// the server's routes use), giving it EnvTicketRunner unless a runner is
+// already set.
+func StartHeartbeat(ctx context.Context, g *Globals, svc *workspace.Service, interval time.Duration) *board.Board {
+	b := board.For(svc, board.Options{Logger: g.Log})
+	b.SetRunnerIfUnset(EnvTicketRunner())
+	host, _ := os.Hostname()
+	go b.Serve(ctx, interval, fmt.Sprintf("serve %s/%d", host, os.Getpid()))
+	return b
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
 func gitRepo(t *testing.T) string {
@@ -100,5 +104,52 @@ func TestBoardCommands(t *testing.T) {
 	}
 	if r := run(t, "", "project", "show", "web"); r.code != 0 || !strings.Contains(r.stdout, "done (1)") {
 		t.Fatalf("project show: %+v", r)
+	}
+}
+
+// With a server holding the state dir, the board commands go through its
+// socket and behave the same.
+func TestBoardThroughRunningServer(t *testing.T) {
+	dir := setup(t)
+	repo := gitRepo(t)
+	svc, err := workspace.Open(context.Background(), workspace.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	srv, err := server.New(server.Options{Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
+	<-ready
+	defer func() { cancel(); <-done }()
+
+	if r := run(t, "", "project", "create", "web", "--repo", repo, "--persona", "ghost"); r.code != 1 || !strings.Contains(r.stderr, "persona not found") {
+		t.Fatalf("unknown persona via socket: %+v", r)
+	}
+	if r := run(t, "", "project", "create", "web", "--repo", repo); r.code != 0 || !strings.Contains(r.stdout, "branch main") {
+		t.Fatalf("create via socket: %+v", r)
+	}
+	if r := run(t, "", "ticket", "create", "web", "--title", "Footer"); r.code != 0 || !strings.Contains(r.stdout, "web#1") {
+		t.Fatalf("ticket via socket: %+v", r)
+	}
+	if r := run(t, "", "ticket", "comment", "web", "7", "hi"); r.code != 1 || !strings.Contains(r.stderr, "ticket not found") {
+		t.Fatalf("comment on missing ticket via socket: %+v", r)
+	}
+	if r := run(t, "", "ticket", "move", "web", "1", "in_progress"); r.code != 0 || !strings.Contains(r.stdout, "now in_progress") {
+		t.Fatalf("move via socket: %+v", r)
+	}
+	if r := run(t, "", "ticket", "show", "web", "1"); r.code != 0 || !strings.Contains(r.stdout, "moved the ticket from backlog to in_progress") {
+		t.Fatalf("show via socket: %+v", r)
+	}
+	if r := run(t, "", "persona", "list"); r.code != 0 || !strings.Contains(r.stdout, "reviewer") {
+		t.Fatalf("personas via socket: %+v", r)
+	}
+	if r := run(t, "", "heartbeat", "--once"); r.code != 1 || !strings.Contains(r.stderr, "runs the heartbeat itself") {
+		t.Fatalf("heartbeat beside a server: %+v", r)
 	}
 }
