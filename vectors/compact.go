@@ -119,14 +119,18 @@ func (ix *Index) repaired() layout {
 			if hasDead {
 				s.startVisit(len(ix.ids))
 				s.visit(old)
-				s.tmp = s.tmp[:0]
 				frontier = frontier[:0]
+				// Candidates: live neighbours and the live nodes within
+				// two dead hops. Their vectors are prefetched and scored
+				// in one pass.
+				s.batch = s.batch[:0]
 				for _, x := range links {
 					s.visit(x)
 					if ix.dead[x] {
 						frontier = append(frontier, x)
 					} else {
-						s.tmp = append(s.tmp, cand{ix.dist(uv, x), x})
+						s.batch = append(s.batch, x)
+						prefetch(ix.vec(x))
 					}
 				}
 				for hop := 0; hop < 2 && len(frontier) > 0; hop++ {
@@ -139,11 +143,16 @@ func (ix *Index) repaired() layout {
 							if ix.dead[y] {
 								next = append(next, y)
 							} else {
-								s.tmp = append(s.tmp, cand{ix.dist(uv, y), y})
+								s.batch = append(s.batch, y)
+								prefetch(ix.vec(y))
 							}
 						}
 					}
 					frontier, next = next, frontier
+				}
+				s.tmp = s.tmp[:0]
+				for _, y := range s.batch {
+					s.tmp = append(s.tmp, cand{ix.dist(uv, y), y})
 				}
 				sortCands(s.tmp)
 				s.sel = ix.selectHeuristic(s.tmp, g.mmax(l), s.sel[:0])
