@@ -78,18 +78,13 @@ func (c *conn) recv() (*rpcMessage, []int, error) {
 		closeFDs(fds)
 		return nil, nil, errTooLarge
 	}
-	var m rpcMessage
-	if err := json.Unmarshal(c.buf[:n], &m); err != nil || m.JSONRPC != "2.0" {
+	m, err := parseMessage(c.buf[:n])
+	if err != nil {
 		closeFDs(fds)
-		if err == nil {
-			err = errors.New(`jsonrpc must be "2.0"`)
-		}
-		return nil, nil, fmt.Errorf("%w: %v", errBadMessage, err)
+		return nil, nil, err
 	}
-	return &m, fds, nil
+	return m, fds, nil
 }
-
-var errBadMessage = errors.New("malformed message")
 
 // send writes one message with optional descriptors attached.
 func (c *conn) send(m *rpcMessage, fds []int) error {

@@ -94,12 +94,6 @@ func inChildUserNS() bool {
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
-func strictUnmarshal(raw json.RawMessage, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 type initServer struct {
 	conn    *conn
 	devnull int

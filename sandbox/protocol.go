@@ -1,6 +1,11 @@
 package sandbox
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // The host and a sandbox's init speak JSON-RPC 2.0, one message per
 // SOCK_SEQPACKET packet on a dedicated socket pair (fd 3 in the init). File
@@ -86,4 +91,26 @@ type execResult struct {
 type startedParams struct {
 	ID  uint64 `json:"id"`
 	PID int    `json:"pid"`
+}
+
+var errBadMessage = errors.New("malformed message")
+
+// parseMessage decodes one received packet; anything but a JSON-RPC 2.0
+// object is errBadMessage.
+func parseMessage(b []byte) (*rpcMessage, error) {
+	var m rpcMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadMessage, err)
+	}
+	if m.JSONRPC != "2.0" {
+		return nil, fmt.Errorf("%w: jsonrpc must be \"2.0\"", errBadMessage)
+	}
+	return &m, nil
+}
+
+// strictUnmarshal decodes params, refusing unknown fields.
+func strictUnmarshal(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
