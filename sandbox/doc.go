@@ -75,6 +75,9 @@
 // apart from ExitCode. A sandbox idle for Config.IdleTimeout is closed;
 // Exec then returns ErrClosed and the caller starts a new one.
 //
+// Pool keeps one live sandbox per ID for a long-running process and starts
+// a new one on demand after a reap.
+//
 // # Concurrency and errors
 //
 // A Sandbox is safe for concurrent use; Exec calls run side by side.
