@@ -456,16 +456,26 @@ func (u *uploader) work() {
 			chunkPool.Put(job.data)
 			continue
 		}
-		sealed := k.sealBlob(id, data)
+		scratch := bufPool.Get().(*[]byte)
+		payload, enc := encodeBlob(data, *scratch)
+		n := sealedBlobSize(len(payload))
 		u.mu.Lock()
 		u.newBlobs++
 		u.newBytes += int64(len(data))
-		u.cur.add(id, sealed, len(data))
+		p := u.cur
+		slot := p.reserve(id, n, len(data))
 		var full *packBuilder
-		if u.cur.size() >= TargetPackSize {
-			full, u.cur = u.cur, newPackBuilder()
+		if p.size() >= TargetPackSize {
+			full, u.cur = p, newPackBuilder()
 		}
 		u.mu.Unlock()
+		// Seal straight into the pack: no copy of the ciphertext.
+		k.sealBlobInto(slot, id, payload, enc)
+		p.writers.Done()
+		if enc == encZstd {
+			*scratch = payload[:0] // keep the buffer if zstd grew it
+		}
+		bufPool.Put(scratch)
 		chunkPool.Put(job.data)
 		if full != nil {
 			select {

@@ -14,8 +14,9 @@ import (
 //
 //	sealed blob 0 | sealed blob 1 | … | sealed header | uint32 LE header length | "BHPACK01"
 //
-// A sealed blob is seal(flag byte || payload, aad "blob:"+id) where flag 0
-// means the payload is the plaintext and 1 means it is zstd-compressed. The
+// A sealed blob is enc || seal(payload, aad "blob:<id>:<enc>") where enc 0
+// means the payload is the plaintext and 1 means it is zstd-compressed (the
+// encoding byte is in the clear but authenticated through the AAD). The
 // header plaintext is a uint32 LE count followed by count records of
 // id (32 bytes) | sealed length (uint32 LE) | plaintext length (uint32 LE);
 // blob offsets follow from the lengths. The object is named
@@ -63,58 +64,84 @@ func parsePackName(name string) (ID, bool) {
 var (
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-	bufPool = gosync.Pool{New: func() any { return new([]byte) }}
+	bufPool = gosync.Pool{New: func() any { b := make([]byte, 0, MaxChunkSize); return &b }}
 )
 
 // compressSample is how much of a blob is test-compressed to decide whether
 // compressing the whole blob is worth it.
 const compressSample = 32 << 10
 
-// sealBlob compresses (when that saves space) and encrypts one blob.
-// Incompressible data (media, archives, random) is recognised from a sample
-// and stored as is, which saves most of the compression cost.
-func (k *keys) sealBlob(id ID, plain []byte) []byte {
-	bp := bufPool.Get().(*[]byte)
-	z := (*bp)[:0]
-	worth := true
+// Blob encodings, stored in the clear as the sealed blob's first byte and
+// bound to it through the AAD.
+const (
+	encRaw  = 0
+	encZstd = 1
+)
+
+// encodeBlob returns the payload to seal and its encoding: plain itself
+// (no copy) when compression would not pay, else zstd output appended to
+// scratch. Incompressible data (media, archives, random) is recognised from
+// a sample, which saves most of the compression cost.
+func encodeBlob(plain, scratch []byte) ([]byte, byte) {
 	if len(plain) > 2*compressSample {
-		sample := zenc.EncodeAll(plain[:compressSample], z)
-		worth = len(sample) < compressSample*97/100
+		sample := zenc.EncodeAll(plain[:compressSample], scratch[:0])
+		if len(sample) >= compressSample*97/100 {
+			return plain, encRaw
+		}
 	}
-	if worth {
-		z = zenc.EncodeAll(plain, append(z[:0], 1))
+	z := zenc.EncodeAll(plain, scratch[:0])
+	if len(z) >= len(plain) {
+		return plain, encRaw
 	}
-	if !worth || len(z) >= len(plain)+1 {
-		z = append(z[:0], 0)
-		z = append(z, plain...)
+	return z, encZstd
+}
+
+func blobAAD(id ID, enc byte) string { return fmt.Sprintf("blob:%s:%d", id, enc) }
+
+// sealedBlobSize is the stored size of a payload.
+func sealedBlobSize(payload int) int { return 1 + sealOverhead + payload }
+
+// sealBlobInto writes enc || seal(payload) into dst, which must have exactly
+// sealedBlobSize(len(payload)) bytes of length.
+func (k *keys) sealBlobInto(dst []byte, id ID, payload []byte, enc byte) {
+	dst[0] = enc
+	out := k.seal(dst[1:1:len(dst)], payload, blobAAD(id, enc))
+	if len(out) != len(dst)-1 || &out[0] != &dst[1] {
+		panic("sync: sealed blob does not fit its slot")
 	}
-	out := k.seal(make([]byte, 0, len(z)+sealOverhead), z, "blob:"+id.String())
-	*bp = z
-	bufPool.Put(bp)
+}
+
+// sealBlob compresses (when that saves space) and encrypts one blob into a
+// new slice.
+func (k *keys) sealBlob(id ID, plain []byte) []byte {
+	payload, enc := encodeBlob(plain, nil)
+	out := make([]byte, sealedBlobSize(len(payload)))
+	k.sealBlobInto(out, id, payload, enc)
 	return out
 }
 
 // openBlob decrypts and decompresses one blob and checks that its content
 // matches its id.
 func (k *keys) openBlob(id ID, sealed []byte, raw uint32) ([]byte, error) {
-	pt, err := k.open(sealed, "blob:"+id.String())
+	if len(sealed) < 1 {
+		return nil, fmt.Errorf("%w: blob %s: empty", ErrCorrupt, id)
+	}
+	enc := sealed[0]
+	pt, err := k.open(sealed[1:], blobAAD(id, enc))
 	if err != nil {
 		return nil, err
 	}
-	if len(pt) == 0 {
-		return nil, fmt.Errorf("%w: blob %s: empty payload", ErrCorrupt, id)
-	}
 	var plain []byte
-	switch pt[0] {
-	case 0:
-		plain = pt[1:]
-	case 1:
-		plain, err = zdec.DecodeAll(pt[1:], make([]byte, 0, raw))
+	switch enc {
+	case encRaw:
+		plain = pt
+	case encZstd:
+		plain, err = zdec.DecodeAll(pt, make([]byte, 0, raw))
 		if err != nil {
 			return nil, fmt.Errorf("%w: blob %s: decompress: %v", ErrCorrupt, id, err)
 		}
 	default:
-		return nil, fmt.Errorf("%w: blob %s: unknown encoding %d", ErrCorrupt, id, pt[0])
+		return nil, fmt.Errorf("%w: blob %s: unknown encoding %d", ErrCorrupt, id, enc)
 	}
 	if uint32(len(plain)) != raw {
 		return nil, fmt.Errorf("%w: blob %s: %d bytes, index says %d", ErrCorrupt, id, len(plain), raw)
@@ -126,15 +153,22 @@ func (k *keys) openBlob(id ID, sealed []byte, raw uint32) ([]byte, error) {
 }
 
 // packBuilder accumulates sealed blobs into one pack. Its buffer comes from
-// a pool sized for a full pack, so building a pack does not regrow it.
+// a pool sized for a full pack plus one blob and never grows while blobs go
+// in, so workers can seal into reserved slots of it concurrently; finish
+// waits for them.
 type packBuilder struct {
 	buf     []byte
 	entries []packEntry
 	pooled  *[]byte
+	writers gosync.WaitGroup
 }
 
+// packBufCap: a pack closes once it reaches TargetPackSize, so it never holds
+// more than that plus one blob (raw, at worst).
+const packBufCap = TargetPackSize + MaxChunkSize + 1 + sealOverhead
+
 var packBufPool = gosync.Pool{New: func() any {
-	b := make([]byte, 0, TargetPackSize+MaxChunkSize+1<<20)
+	b := make([]byte, 0, packBufCap+64<<10)
 	return &b
 }}
 
@@ -152,9 +186,27 @@ func (p *packBuilder) release() {
 	p.buf, p.pooled = nil, nil
 }
 
+// reserve appends an entry for a blob of n sealed bytes and returns its
+// slot. The caller fills the slot and calls p.writers.Done. Callers
+// serialise reserve; filling slots may overlap.
+func (p *packBuilder) reserve(id ID, n, raw int) []byte {
+	off := len(p.buf)
+	if off+n > cap(p.buf) {
+		panic("sync: pack buffer overflow")
+	}
+	p.entries = append(p.entries, packEntry{ID: id, Offset: uint32(off), Length: uint32(n), Raw: uint32(raw)})
+	p.buf = p.buf[:off+n]
+	p.writers.Add(1)
+	return p.buf[off : off+n : off+n]
+}
+
+// add copies an already sealed blob in.
 func (p *packBuilder) add(id ID, sealed []byte, raw int) {
-	p.entries = append(p.entries, packEntry{ID: id, Offset: uint32(len(p.buf)), Length: uint32(len(sealed)), Raw: uint32(raw)})
-	p.buf = append(p.buf, sealed...)
+	if p.pooled == nil && cap(p.buf) == 0 {
+		p.buf = make([]byte, 0, packBufCap)
+	}
+	copy(p.reserve(id, len(sealed), raw), sealed)
+	p.writers.Done()
 }
 
 func (p *packBuilder) size() int { return len(p.buf) }
@@ -162,6 +214,7 @@ func (p *packBuilder) size() int { return len(p.buf) }
 // finish appends the sealed header and trailer and returns the pack's bytes
 // and id.
 func (p *packBuilder) finish(k *keys) ([]byte, ID) {
+	p.writers.Wait()
 	hdr := make([]byte, 4, 4+headerRecord*len(p.entries))
 	binary.LittleEndian.PutUint32(hdr, uint32(len(p.entries)))
 	for _, e := range p.entries {

@@ -213,18 +213,30 @@ func TestBackupRefusesAfterBrokenLock(t *testing.T) {
 	}
 }
 
-// failingStore fails every pack upload after the first n.
+// failingStore lets the first n pack uploads through and fails the rest,
+// each failure only once those n have landed.
 type failingStore struct {
 	bsync.Store
-	n     int32
-	count atomic.Int32
+	n       int32
+	started atomic.Int32
+	done    atomic.Int32
 }
 
 func (f *failingStore) Put(ctx context.Context, name string, r io.Reader, size int64) error {
-	if strings.HasPrefix(name, "data/") && f.count.Add(1) > f.n {
+	if !strings.HasPrefix(name, "data/") {
+		return f.Store.Put(ctx, name, r, size)
+	}
+	if f.started.Add(1) > f.n {
+		for f.done.Load() < f.n && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
 		return errors.New("injected upload failure")
 	}
-	return f.Store.Put(ctx, name, r, size)
+	err := f.Store.Put(ctx, name, r, size)
+	if err == nil {
+		f.done.Add(1)
+	}
+	return err
 }
 
 func TestInterruptedBackup(t *testing.T) {

@@ -101,6 +101,9 @@ func mapErr(op, name string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, name, err)
 }
 
+// singlePutMax is the largest object sent in one PUT request.
+const singlePutMax = 256 << 20
+
 func (s *Store) put(ctx context.Context, name string, r io.Reader, size int64, ifAbsent bool) error {
 	key, err := s.key(name)
 	if err != nil {
@@ -110,6 +113,11 @@ func (s *Store) put(ctx context.Context, name string, r io.Reader, size int64, i
 	// authenticates itself (AES-GCM, content-hash names), and hashing every
 	// byte once more costs a core's worth of throughput over plain HTTP.
 	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true}
+	if size >= 0 && size <= singlePutMax {
+		// minio-go would split anything over 16 MiB into a multipart upload:
+		// four requests instead of one for every pack.
+		opts.DisableMultipart = true
+	}
 	if ifAbsent {
 		opts.SetMatchETagExcept("*")
 	}
