@@ -40,6 +40,10 @@ type Options struct {
 	// FailureBackoff is the wait after a first failed run, doubled per
 	// further failure up to 32 times; default 30 s.
 	FailureBackoff time.Duration
+	// IdleRetry is how long a ticket that a successful run left in progress
+	// waits before it is worked again without a new human comment (the
+	// agent may be waiting for an answer); default 30 minutes.
+	IdleRetry time.Duration
 	// Runner runs tickets; it may also be set later with SetRunner.
 	Runner TicketRunner
 	// Now is the clock; default time.Now.
@@ -75,6 +79,9 @@ func New(ws Workspaces, opts Options) *Board {
 	}
 	if opts.FailureBackoff <= 0 {
 		opts.FailureBackoff = 30 * time.Second
+	}
+	if opts.IdleRetry <= 0 {
+		opts.IdleRetry = 30 * time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -597,3 +597,45 @@ func TestScoring(t *testing.T) {
 		}
 	}
 }
+
+// A run that leaves the ticket in progress (the agent asked a question)
+// is not repeated every beat: the ticket waits for a human comment or the
+// idle retry.
+func TestIdleRetry(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int64
+	ask := RunnerFunc(func(ctx context.Context, req *RunRequest) (*RunResult, error) {
+		runs.Add(1)
+		return &RunResult{Text: "Which colour should the footer be?"}, nil
+	})
+	b, _ := newBoard(t, Options{Runner: ask})
+	ctx := context.Background()
+	if _, err := b.CreateProject(ctx, "p", makeRepo(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	b.CreateTicket(ctx, "p", NewTicket{Title: "footer"})
+	for range 3 {
+		if _, err := b.Beat(ctx, "hb"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("%d runs before any answer", runs.Load())
+	}
+	if _, err := b.Comment(ctx, "p", 1, "ann", "Blue.", ""); err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := b.Beat(ctx, "hb"); rep.Claimed != 1 || runs.Load() != 2 {
+		t.Fatalf("after the answer: %+v, %d runs", rep, runs.Load())
+	}
+	cs, _ := b.Comments(ctx, "p", 1)
+	asked := 0
+	for _, c := range cs {
+		if c.Kind == Agent && strings.Contains(c.Body, "Which colour") {
+			asked++
+		}
+	}
+	if asked != 2 {
+		t.Fatalf("agent's final text posted %d times", asked)
+	}
+}

@@ -404,6 +404,9 @@ func (b *Board) finish(f *Fence, rt *runTools, res *RunResult, runErr error, int
 			}
 		} else {
 			t.Failures, t.NotBefore = 0, time.Time{}
+			if t.State == InProgress {
+				t.NotBefore = now.Add(b.opts.IdleRetry)
+			}
 			if rt.comments.Load() == 0 && res != nil && strings.TrimSpace(res.Text) != "" {
 				body := res.Text
 				if len(body) > MaxText {

@@ -199,7 +199,9 @@ func checkMove(actor string, from, to State, reason string) error {
 
 // actionable reports whether an agent has work on t at now.
 func (t *Ticket) actionable(now time.Time) bool {
-	if now.Before(t.NotBefore) {
+	// A backoff (after a failure, or after a run that left the ticket in
+	// progress) holds until it passes or a human comments.
+	if now.Before(t.NotBefore) && t.LastHuman <= t.SeenThrough {
 		return false
 	}
 	switch t.State {
