@@ -370,3 +370,55 @@ func readKey(file, key string) uint64 {
 	}
 	return 0
 }
+
+// staleAge is how old an empty sandbox group must be before sweepStale
+// removes it: far longer than the moment between creating a group and its
+// init joining it.
+var staleAge = 2 * time.Minute
+
+var sweepOnce sync.Once
+
+// sweepStale removes empty "bulkhead-*" groups left under bulkhead's own
+// cgroup by a bulkhead process that died without cleaning up (its sandboxes
+// died with it: PDEATHSIG and the pid namespace). A group with a process in
+// it cannot be removed (rmdir fails), so live sandboxes are never touched.
+func sweepStale() {
+	var parents []string
+	if cgroups.Mode() == cgroups.Unified {
+		if p, err := prepareV2Parent(); err == nil {
+			parents = append(parents, filepath.Join(cgroupMountpoint, p))
+		}
+	} else if paths, err := cgroup1.ParseCgroupFile("/proc/self/cgroup"); err == nil {
+		for ctl := range v1Wanted {
+			if own, ok := paths[string(ctl)]; ok {
+				parents = append(parents, v1Dirs(string(ctl), own)...)
+			}
+		}
+	}
+	for _, parent := range parents {
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), "bulkhead-") || e.Name() == "bulkhead-supervisor" {
+				continue
+			}
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAge {
+				os.Remove(filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+}
+
+// v1Dirs finds the directories of a v1 controller's group own (the
+// hierarchy may be mounted alone or co-mounted, e.g. cpu,cpuacct).
+func v1Dirs(ctl, own string) []string {
+	mounts, _ := filepath.Glob(filepath.Join(cgroupMountpoint, "*"))
+	var out []string
+	for _, m := range mounts {
+		for _, name := range strings.Split(filepath.Base(m), ",") {
+			if name == ctl {
+				out = append(out, filepath.Join(m, own))
+			}
+		}
+	}
+	return out
+}

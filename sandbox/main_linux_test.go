@@ -13,6 +13,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == escape.ProbeArg {
 		os.Exit(escape.Main(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == hostArg {
+		os.Exit(hostChild())
+	}
 	if len(os.Args) > 1 && os.Args[1] == noUserNSArg {
 		os.Exit(noUserNSChild())
 	}

@@ -67,6 +67,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if _, err := buildFilter(policy()); err != nil {
 		return nil, &SetupError{Layer: "seccomp", Err: err}
 	}
+	sweepOnce.Do(sweepStale)
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	cg, err := newCgroup("bulkhead-"+c.ID+"-"+hex.EncodeToString(suffix), c.Limits)
