@@ -227,19 +227,24 @@ func editPhase(exact, ix *vectors.Index, ids []string, queries [][]float32, efLi
 	compactWall, compactCPU := time.Since(t0), cpuTime()-c0
 	fmt.Printf("after deleting every 5th vector (%d left): compaction %s cpu, %s wall\n",
 		ix.Len(), compactCPU.Round(time.Millisecond), compactWall.Round(time.Millisecond))
+	truth := make([]map[string]bool, len(queries))
+	for i, q := range queries {
+		truth[i] = map[string]bool{}
+		for _, id := range ids10(exact.SearchExact(q, 10)) {
+			truth[i][id] = true
+		}
+	}
 	for _, ef := range efList {
 		hits := 0
-		var took time.Duration
-		for _, q := range queries {
-			want := map[string]bool{}
-			for _, id := range ids10(exact.SearchExact(q, 10)) {
-				want[id] = true
-			}
-			c0 := cpuTime()
-			got := ids10(ix.SearchEf(q, 10, ef))
-			took += cpuTime() - c0
-			for _, id := range got {
-				if want[id] {
+		got := make([][]string, len(queries))
+		c0 := cpuTime()
+		for i, q := range queries {
+			got[i] = ids10(ix.SearchEf(q, 10, ef))
+		}
+		took := cpuTime() - c0
+		for i := range got {
+			for _, id := range got[i] {
+				if truth[i][id] {
 					hits++
 				}
 			}
