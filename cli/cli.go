@@ -41,6 +41,9 @@ type CLI struct {
 	Prune     PruneCmd     `cmd:"" help:"Forget snapshots outside a retention policy and delete unused data."`
 	Exec      ExecCmd      `cmd:"" help:"Run a command in a workspace's sandbox: bulkhead exec WS [--timeout D] -- CMD ARGS..."`
 	Sandbox   SandboxCmd   `cmd:"" help:"Sandbox diagnostics."`
+	Run       RunCmd       `cmd:"" help:"Run the agent on a message in a workspace, streaming its text and tool activity: bulkhead run WS \"message\" [--session ID] [--json]"`
+	Session   SessionCmd   `cmd:"" help:"List, show and delete a workspace's agent sessions."`
+	Skill     SkillCmd     `cmd:"" help:"Register skills and enable them per workspace."`
 }
 
 // Globals are the flags every command accepts.
