@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/bulkhead-dev/bulkhead/memory"
 )
 
 // Config is a workspace's configuration. Every field has a default
@@ -28,6 +30,8 @@ type Config struct {
 	Limits  Limits     `json:"limits"`
 	Tools   ToolPolicy `json:"tools"`
 	Files   FilePolicy `json:"files"`
+	// Memory tunes hybrid search (weights, fusion, MMR, decay, ...).
+	Memory memory.Config `json:"memory"`
 }
 
 // ModelRef names one model of one provider.
@@ -91,7 +95,8 @@ func DefaultConfig() Config {
 			MaxTurns:    50,
 		},
 		Tools: ToolPolicy{Allow: []string{}, Deny: []string{}},
-		Files: FilePolicy{Deny: []string{}, ReadOnly: []string{}},
+		Files:  FilePolicy{Deny: []string{}, ReadOnly: []string{}},
+		Memory: memory.DefaultConfig(),
 	}
 }
 
@@ -213,6 +218,9 @@ func (c *Config) Validate() error {
 	}
 	checkGlobs("files.deny", c.Files.Deny)
 	checkGlobs("files.read_only", c.Files.ReadOnly)
+	if err := c.Memory.WithDefaults().Validate(); err != nil {
+		bad("memory", "%s", strings.TrimPrefix(err.Error(), memory.ErrInvalidConfig.Error()+": "))
+	}
 	if len(fe) > 0 {
 		return &ConfigError{Fields: fe}
 	}
@@ -308,12 +316,12 @@ func (c *Config) Set(key, value string) error {
 	parts := strings.Split(key, ".")
 	cur := m
 	for i, p := range parts {
+		if i == len(parts)-1 {
+			break // a leaf the JSON left out (omitempty) may still exist: the strict decode decides
+		}
 		v, ok := cur[p]
 		if !ok {
 			return &ConfigError{Fields: []FieldError{{key, "unknown config key"}}}
-		}
-		if i == len(parts)-1 {
-			break
 		}
 		sub, ok := v.(map[string]any)
 		if !ok {
@@ -333,8 +341,11 @@ func (c *Config) Set(key, value string) error {
 	var next Config
 	if err := decodeStrict(raw, &next); err != nil {
 		var ce *ConfigError
-		if errors.As(err, &ce) && len(ce.Fields) == 1 && ce.Fields[0].Field == "(value)" {
-			ce.Fields[0].Field = key
+		if errors.As(err, &ce) && len(ce.Fields) == 1 {
+			// Name the field by the full dotted key the caller gave.
+			if f := ce.Fields[0].Field; f == "(value)" || f == parts[len(parts)-1] {
+				ce.Fields[0].Field = key
+			}
 		}
 		return err
 	}

@@ -171,6 +171,17 @@ func TestConfigErrorNamesEveryField(t *testing.T) {
 	if c.Limits.Memory != 1<<30 || c.Limits.Pids != DefaultConfig().Limits.Pids {
 		t.Fatalf("parsed %+v", c.Limits)
 	}
+	// Memory settings live in the same config, by dotted path too; a leaf
+	// that JSON omits when zero can still be set.
+	if err := c.Set("memory.min_score", "0.2"); err != nil || c.Memory.MinScore != 0.2 {
+		t.Fatalf("set memory.min_score: %v", err)
+	}
+	if err := c.Set("memory.mmr_lambda", "2"); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("bad memory setting: %v", err)
+	}
+	if err := c.Set("memory.nope", "1"); err == nil || !strings.Contains(err.Error(), "memory.nope: unknown config key") {
+		t.Fatalf("unknown memory key: %v", err)
+	}
 }
 
 // A secret set through the service appears in plaintext nowhere under the
