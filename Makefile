@@ -49,7 +49,7 @@ bench-netguard: ## guarded vs plain HTTP request over loopback (fresh connection
 
 .PHONY: bench-fuse
 bench-fuse: ## FUSE view vs native on the same fs (root): seq/rand read+write, create/stat 10k, untar Go src, git status; passthrough and not; ratios
-	$(GO) test -run '^$$' -bench BenchmarkFUSE -benchtime 3x -timeout 60m ./fusefs/
+	$(GO) test -run '^$$' -bench BenchmarkFUSE -benchtime 5x -timeout 60m ./fusefs/
 
 .PHONY: bench-agent-loop fuzz-agent
 bench-agent-loop: ## agent loop against the loopback model: one run (2 turns + a tool call) p50/p99 and allocations, heap per run at 100 concurrent runs, vs the peer's quoted 2.4 s / 170 MB

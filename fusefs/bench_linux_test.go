@@ -21,40 +21,37 @@ import (
 // BenchmarkFUSE runs each workload on a plain directory (native), on the
 // view with kernel passthrough and on the view without it, all on the same
 // file system in one run, and prints how fast each view is against native
-// (1.00x = native speed). Run it with `make bench-fuse`.
+// (1.00x = native speed). Each b.Loop iteration is one round that runs the
+// workload once on every target, in an order that rotates from round to
+// round, and the table uses each target's median round, so load from other
+// processes lands on all three alike. Run it with `make bench-fuse`.
 func BenchmarkFUSE(b *testing.B) {
 	testutil.RequireRoot(b)
 	testutil.RequireFUSE(b)
 	base := b.TempDir()
 
-	type target struct{ name, dir string }
-	targets := []target{{"native", filepath.Join(base, "native")}}
-	for _, m := range []struct {
-		name string
-		opts Options
-	}{
-		{"passthrough", Options{}},
-		{"fuse", Options{NoPassthrough: true}},
-	} {
-		backing := filepath.Join(base, m.name+"-files")
-		mnt := filepath.Join(base, m.name+"-mnt")
+	targets := []string{"native", "passthrough", "fuse"}
+	dirs := map[string]string{"native": filepath.Join(base, "native")}
+	if err := os.MkdirAll(dirs["native"], 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range targets[1:] {
+		backing := filepath.Join(base, name+"-files")
+		mnt := filepath.Join(base, name+"-mnt")
 		for _, d := range []string{backing, mnt} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				b.Fatal(err)
 			}
 		}
-		srv, err := Mount(context.Background(), backing, mnt, m.opts)
+		srv, err := Mount(context.Background(), backing, mnt, Options{NoPassthrough: name == "fuse"})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if want := m.name == "passthrough"; srv.Passthrough() != want {
-			b.Fatalf("%s mount: passthrough = %v", m.name, srv.Passthrough())
+		if want := name == "passthrough"; srv.Passthrough() != want {
+			b.Fatalf("%s mount: passthrough = %v", name, srv.Passthrough())
 		}
 		b.Cleanup(func() { srv.Unmount() })
-		targets = append(targets, target{m.name, mnt})
-	}
-	if err := os.MkdirAll(targets[0].dir, 0o755); err != nil {
-		b.Fatal(err)
+		dirs[name] = mnt
 	}
 
 	goTar := filepath.Join(base, "gosrc.tar")
@@ -62,47 +59,67 @@ func BenchmarkFUSE(b *testing.B) {
 		b.Fatalf("tar the Go source tree: %v: %s", err, out)
 	}
 
-	results := map[string]map[string]float64{} // workload → target → ns/op
+	medians := map[string]map[string]time.Duration{} // workload → target → median round
 	var order []string
 	for _, w := range fuseWorkloads(goTar) {
 		order = append(order, w.name)
-		results[w.name] = map[string]float64{}
-		for _, tg := range targets {
-			b.Run(w.name+"/"+tg.name, func(b *testing.B) {
-				dir := filepath.Join(tg.dir, w.name)
+		b.Run(w.name, func(b *testing.B) {
+			ops := map[string]func(){}
+			for _, tg := range targets {
+				dir := filepath.Join(dirs[tg], w.name)
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					b.Fatal(err)
 				}
-				defer os.RemoveAll(dir)
-				w.run(b, dir)
-				results[w.name][tg.name] = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			})
-		}
+				b.Cleanup(func() { os.RemoveAll(dir) })
+				ops[tg] = w.setup(b, dir)
+			}
+			times := map[string][]time.Duration{}
+			round := 0
+			for b.Loop() {
+				for i := range targets {
+					tg := targets[(i+round)%len(targets)]
+					start := time.Now()
+					ops[tg]()
+					times[tg] = append(times[tg], time.Since(start))
+				}
+				round++
+			}
+			medians[w.name] = map[string]time.Duration{}
+			for _, tg := range targets {
+				slices.Sort(times[tg])
+				medians[w.name][tg] = times[tg][len(times[tg])/2]
+			}
+			m := medians[w.name]
+			b.ReportMetric(float64(m["native"])/float64(m["passthrough"]), "passthrough/native")
+			b.ReportMetric(float64(m["native"])/float64(m["fuse"]), "fuse/native")
+		})
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tnative\tpassthrough\tvs native\tfuse\tvs native\t")
+	fmt.Fprintln(tw, "workload (median round)\tnative\tpassthrough\tvs native\tfuse\tvs native\t")
 	for _, name := range order {
-		r := results[name]
-		if r["native"] == 0 || r["passthrough"] == 0 || r["fuse"] == 0 {
+		m := medians[name]
+		if m == nil {
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\t%.2fx\t\n", name,
-			time.Duration(r["native"]).Round(time.Microsecond),
-			time.Duration(r["passthrough"]).Round(time.Microsecond), r["native"]/r["passthrough"],
-			time.Duration(r["fuse"]).Round(time.Microsecond), r["native"]/r["fuse"])
+			m["native"].Round(time.Microsecond),
+			m["passthrough"].Round(time.Microsecond), float64(m["native"])/float64(m["passthrough"]),
+			m["fuse"].Round(time.Microsecond), float64(m["native"])/float64(m["fuse"]))
 	}
 	fmt.Fprintln(tw, "(vs native = native time / view time: 1.00x is native speed, 0.50x twice as slow)\t\t\t\t\t\t")
 	tw.Flush()
 }
 
+// fuseWorkload prepares dir and returns the operation to time; the
+// operation may run many times.
 type fuseWorkload struct {
-	name string
-	run  func(b *testing.B, dir string)
+	name  string
+	setup func(b *testing.B, dir string) (op func())
 }
 
 const (
-	seqSize    = 256 << 20
+	seqSize    = 1 << 30 // large enough that open and close do not dominate
 	seqBlock   = 1 << 20
 	randSize   = 64 << 20
 	randOps    = 8192
@@ -111,10 +128,9 @@ const (
 
 func fuseWorkloads(goTar string) []fuseWorkload {
 	return []fuseWorkload{
-		{"seq-write-1M", func(b *testing.B, dir string) {
+		{"seq-write-1M", func(b *testing.B, dir string) func() {
 			block := bytes.Repeat([]byte("s"), seqBlock)
-			b.SetBytes(seqSize)
-			for b.Loop() {
+			return func() {
 				f, err := os.Create(filepath.Join(dir, "seq"))
 				if err != nil {
 					b.Fatal(err)
@@ -129,14 +145,13 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				}
 			}
 		}},
-		{"seq-read-1M", func(b *testing.B, dir string) {
+		{"seq-read-1M", func(b *testing.B, dir string) func() {
 			p := filepath.Join(dir, "seq")
 			if err := os.WriteFile(p, bytes.Repeat([]byte("s"), seqSize), 0o644); err != nil {
 				b.Fatal(err)
 			}
 			buf := make([]byte, seqBlock)
-			b.SetBytes(seqSize)
-			for b.Loop() {
+			return func() {
 				f, err := os.Open(p)
 				if err != nil {
 					b.Fatal(err)
@@ -150,36 +165,34 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				f.Close()
 			}
 		}},
-		{"rand-read-4k", func(b *testing.B, dir string) {
+		{"rand-read-4k", func(b *testing.B, dir string) func() {
 			f := randFile(b, dir)
 			buf := make([]byte, 4096)
 			rng := rand.New(rand.NewPCG(1, 2))
-			for b.Loop() {
+			return func() {
 				for range randOps {
 					if _, err := f.ReadAt(buf, int64(rng.IntN(randSize/4096))*4096); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			b.ReportMetric(float64(randOps*b.N)/b.Elapsed().Seconds(), "IOPS")
 		}},
-		{"rand-write-4k", func(b *testing.B, dir string) {
+		{"rand-write-4k", func(b *testing.B, dir string) func() {
 			f := randFile(b, dir)
 			buf := bytes.Repeat([]byte("r"), 4096)
 			rng := rand.New(rand.NewPCG(3, 4))
-			for b.Loop() {
+			return func() {
 				for range randOps {
 					if _, err := f.WriteAt(buf, int64(rng.IntN(randSize/4096))*4096); err != nil {
 						b.Fatal(err)
 					}
 				}
 			}
-			b.ReportMetric(float64(randOps*b.N)/b.Elapsed().Seconds(), "IOPS")
 		}},
-		{"create-10k", func(b *testing.B, dir string) {
+		{"create-10k", func(b *testing.B, dir string) func() {
 			data := bytes.Repeat([]byte("c"), 1024)
 			gen := 0
-			for b.Loop() {
+			return func() {
 				d := filepath.Join(dir, fmt.Sprint(gen))
 				gen++
 				if err := os.Mkdir(d, 0o755); err != nil {
@@ -199,9 +212,9 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				}
 			}
 		}},
-		{"stat-10k", func(b *testing.B, dir string) {
+		{"stat-10k", func(b *testing.B, dir string) func() {
 			names := smallTree(b, dir)
-			for b.Loop() {
+			return func() {
 				for _, n := range names {
 					if _, err := os.Lstat(n); err != nil {
 						b.Fatal(err)
@@ -209,9 +222,9 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				}
 			}
 		}},
-		{"untar-go-src", func(b *testing.B, dir string) {
+		{"untar-go-src", func(b *testing.B, dir string) func() {
 			gen := 0
-			for b.Loop() {
+			return func() {
 				d := filepath.Join(dir, fmt.Sprint(gen))
 				gen++
 				if err := os.Mkdir(d, 0o755); err != nil {
@@ -222,7 +235,7 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				}
 			}
 		}},
-		{"git-status-10k", func(b *testing.B, dir string) {
+		{"git-status-10k", func(b *testing.B, dir string) func() {
 			smallTree(b, dir)
 			// git -C, not cmd.Dir: a child that enters the mount
 			// between fork and exec can deadlock the serving process
@@ -239,9 +252,7 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 			git("add", "-A")
 			git("commit", "-q", "-m", "tree")
 			git("status", "--porcelain") // warm the index
-			for b.Loop() {
-				git("status", "--porcelain")
-			}
+			return func() { git("status", "--porcelain") }
 		}},
 	}
 }
