@@ -27,7 +27,7 @@ type fixture struct {
 	bob   string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	svc, err := workspace.Open(context.Background(), workspace.Options{
@@ -59,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) token(t *testing.T, ws string) string {
+func (f *fixture) token(t testing.TB, ws string) string {
 	var resp CreateTokenResponse
 	code := f.do(t, f.admin, "POST", "/v1/tokens", fmt.Sprintf(`{"name":"t","workspace":%q}`, ws), &resp)
 	if code != 201 {
@@ -68,7 +68,7 @@ func (f *fixture) token(t *testing.T, ws string) string {
 	return resp.Secret
 }
 
-func (f *fixture) do(t *testing.T, token, method, path, body string, out any) int {
+func (f *fixture) do(t testing.TB, token, method, path, body string, out any) int {
 	t.Helper()
 	code, b := f.raw(t, token, method, path, body)
 	if out != nil && code < 300 {
@@ -79,7 +79,7 @@ func (f *fixture) do(t *testing.T, token, method, path, body string, out any) in
 	return code
 }
 
-func (f *fixture) raw(t *testing.T, token, method, path, body string) (int, []byte) {
+func (f *fixture) raw(t testing.TB, token, method, path, body string) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
