@@ -243,8 +243,7 @@ func (s *initServer) serve(p *setupParams) {
 			go s.exec(*m.ID, &ep, fds)
 		case "kill":
 			closeFDs(fds)
-			// Whole-tree kill: every process of the sandbox but the init.
-			unix.Kill(-1, unix.SIGKILL)
+			killAll()
 			s.conn.send(&rpcMessage{ID: m.ID, Result: json.RawMessage(`{}`)}, nil)
 		case "ping":
 			closeFDs(fds)
@@ -253,6 +252,18 @@ func (s *initServer) serve(p *setupParams) {
 			closeFDs(fds)
 			s.conn.send(&rpcMessage{ID: m.ID, Error: &rpcError{Code: codeMethodNotFound, Message: "unknown method " + strconv.Quote(m.Method)}}, nil)
 		}
+	}
+}
+
+// killAll is the whole-tree kill: SIGKILL to every process of the sandbox
+// but the init, repeated until none is left to signal (kill(-1) answers
+// ESRCH), so a process forked during the sweep does not survive it.
+func killAll() {
+	for range 1000 {
+		if err := unix.Kill(-1, unix.SIGKILL); errors.Is(err, unix.ESRCH) {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
