@@ -82,7 +82,7 @@ func (d *webDriver) js(script string, args ...any) json.RawMessage {
 // waitJS polls a boolean expression until it is true.
 func (d *webDriver) waitJS(what, expr string) {
 	d.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for {
 		v, err := wdCall("POST", d.base+"/execute/sync", map[string]any{"script": "return !!(" + expr + ");", "args": []any{}})
 		if err == nil && string(v) == "true" {
@@ -361,6 +361,22 @@ func TestBoardInChromium(t *testing.T) {
 	p, err := board.For(svc, board.Options{}).Project(context.Background(), "demo")
 	if err != nil || p.Persona != "reviewer" {
 		t.Fatalf("persona after settings: %v %v", p, err)
+	}
+	// Text from the API is shown as text: a ticket title and comment made
+	// of markup do not run.
+	evil := `<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>`
+	tk, err := board.For(svc, board.Options{}).CreateTicket(context.Background(), "demo", board.NewTicket{Title: "x " + strings.ReplaceAll(evil, "\n", ""), Description: evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	board.For(svc, board.Options{}).Comment(context.Background(), "demo", tk.ID, "mallory", evil, evil[:20])
+	d.call("POST", "/url", map[string]string{"url": fmt.Sprintf("%s/ui/#/p/demo/t/%d", ts.URL, tk.ID)})
+	d.waitJS("markup ticket", `document.querySelector(".comment.human")`)
+	d.shot("markup-as-text")
+	var res []any
+	json.Unmarshal(d.js(`return [window.pwned === undefined, document.querySelectorAll("#main img, #main script").length, document.querySelector("#ticket-title").textContent];`), &res)
+	if len(res) != 3 || res[0] != true || res[1] != float64(0) || !strings.Contains(fmt.Sprint(res[2]), "<img src=x") {
+		t.Fatalf("markup ran or rendered: %v", res)
 	}
 	if n := model.Pending(); n != 0 {
 		t.Fatalf("%d scripted model replies unused", n)
