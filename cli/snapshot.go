@@ -190,16 +190,20 @@ func (c *SnapshotsCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	snaps, err := repo.Snapshots(g.Context())
-	if err != nil {
-		return err
+	// Unreadable manifests are reported after the readable ones are listed.
+	snaps, listErr := repo.Snapshots(g.Context())
+	if listErr != nil && !errors.Is(listErr, bsync.ErrCorrupt) {
+		return listErr
 	}
 	if c.JSON {
 		out := make([]snapshotSummary, 0, len(snaps))
 		for _, s := range snaps {
 			out = append(out, summarize(s))
 		}
-		return printJSON(g, out)
+		if err := printJSON(g, out); err != nil {
+			return err
+		}
+		return listErr
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tFILES\tSIZE\tTAGS")
@@ -207,7 +211,10 @@ func (c *SnapshotsCmd) Run(g *Globals) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.ID, s.Time.Local().Format(time.DateTime), s.Stats.Files,
 			humanize.IBytes(uint64(s.Stats.Bytes)), strings.Join(s.Tags, ","))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return listErr
 }
 
 // RestoreCmd restores a snapshot in place, or forks it into a new workspace.

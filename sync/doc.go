@@ -27,6 +27,16 @@
 // index it needs is stored, so an interrupted backup leaves unreferenced
 // packs (removed by a later prune) and never a snapshot with missing data.
 //
+// Operations: Init/Open, Backup, Snapshots/LoadSnapshot/FindSnapshot,
+// Restore/RestoreState, Diff, Verify, Prune (retention + garbage collection),
+// RebuildIndex (from pack headers) and FS (a read-only io/fs view of a
+// snapshot that fetches blobs on demand, for mounting).
+//
+// Errors are wrapped with the step that failed; ErrWrongKey, ErrCorrupt,
+// ErrLocked (with a *LockError naming the holder) and ErrNotFound are the
+// ones callers act on. Verify reports damage as Problems naming the object,
+// snapshot and file, rather than failing.
+//
 // The package knows nothing of workspaces: it takes a store, a key and a
 // directory. Repository methods take ctx first and are safe for concurrent
 // use by one process; cross-process safety comes from the locks.
