@@ -119,7 +119,8 @@ type fuseWorkload struct {
 }
 
 const (
-	seqSize    = 1 << 30 // large enough that open and close do not dominate
+	seqSize    = 1 << 30   // read: large enough that open and close do not dominate
+	seqWrite   = 256 << 20 // write: small enough to stay under the dirty-page limit
 	seqBlock   = 1 << 20
 	randSize   = 64 << 20
 	randOps    = 8192
@@ -135,7 +136,7 @@ func fuseWorkloads(goTar string) []fuseWorkload {
 				if err != nil {
 					b.Fatal(err)
 				}
-				for off := 0; off < seqSize; off += seqBlock {
+				for off := 0; off < seqWrite; off += seqBlock {
 					if _, err := f.Write(block); err != nil {
 						b.Fatal(err)
 					}
