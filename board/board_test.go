@@ -290,7 +290,11 @@ func TestRaceExactlyOnce(t *testing.T) {
 // A run whose lease was taken over cannot write anything.
 func TestFencing(t *testing.T) {
 	t.Parallel()
-	b, _ := newBoard(t, Options{LeaseTTL: 50 * time.Millisecond})
+	var clockMu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	advance := func(d time.Duration) { clockMu.Lock(); clock = clock.Add(d); clockMu.Unlock() }
+	b, _ := newBoard(t, Options{LeaseTTL: time.Minute, Now: now})
 	ctx := context.Background()
 	if _, err := b.CreateProject(ctx, "p", makeRepo(t), ""); err != nil {
 		t.Fatal(err)
@@ -303,7 +307,7 @@ func TestFencing(t *testing.T) {
 	if _, _, err := b.claim("p", tk.ID, "other", false); !errors.Is(err, ErrLeased) {
 		t.Fatalf("second claim while live: %v", err)
 	}
-	time.Sleep(80 * time.Millisecond)
+	advance(61 * time.Second)
 	cur, _, err := b.claim("p", tk.ID, "other", false)
 	if err != nil {
 		t.Fatal(err)
@@ -515,8 +519,8 @@ func TestPersonas(t *testing.T) {
 // nobody else can claim the project meanwhile.
 func TestLeaseRenewal(t *testing.T) {
 	t.Parallel()
-	r := &countingRunner{hold: 700 * time.Millisecond}
-	b, _ := newBoard(t, Options{Runner: r, LeaseTTL: 150 * time.Millisecond})
+	r := &countingRunner{hold: 2500 * time.Millisecond}
+	b, _ := newBoard(t, Options{Runner: r, LeaseTTL: time.Second})
 	ctx := context.Background()
 	if _, err := b.CreateProject(ctx, "p", makeRepo(t), ""); err != nil {
 		t.Fatal(err)
@@ -525,12 +529,12 @@ func TestLeaseRenewal(t *testing.T) {
 	b.CreateTicket(ctx, "p", NewTicket{Title: "two"})
 	done := make(chan error, 1)
 	go func() { done <- b.Dispatch(ctx, "p", 1, "long") }()
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	for range 8 {
 		if _, _, err := b.claim("p", 2, "intruder", true); !errors.Is(err, ErrLeased) {
 			t.Fatalf("claim during a renewed run: %v", err)
 		}
-		time.Sleep(60 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("long run: %v", err)

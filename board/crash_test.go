@@ -30,7 +30,7 @@ func crashHelper(dir string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(5)
 	}
-	b := New(svc, Options{LeaseTTL: 1500 * time.Millisecond})
+	b := New(svc, Options{LeaseTTL: 4 * time.Second})
 	b.SetRunner(RunnerFunc(func(ctx context.Context, req *RunRequest) (*RunResult, error) {
 		if _, err := callTool(ctx, req, "comment_post", `{"body":"step one done"}`); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -88,14 +88,16 @@ func TestKillDuringRun(t *testing.T) {
 	svc = openService(t, dir)
 	defer svc.Close()
 	r := &countingRunner{}
-	b = New(svc, Options{Runner: r, LeaseTTL: 1500 * time.Millisecond})
+	b = New(svc, Options{Runner: r, LeaseTTL: 4 * time.Second})
 	// The dead run's lease is still live for a moment: nothing is claimed.
 	if rep, err := b.Beat(ctx, "hb"); err != nil || rep.Claimed != 0 {
-		l, _ := b.Leases()
-		t.Logf("leases: %+v", l[0])
 		t.Fatalf("claimed under a live lease: %+v %v", rep, err)
 	}
-	time.Sleep(1600 * time.Millisecond)
+	ls, err := b.Leases()
+	if err != nil || len(ls) != 1 || ls[0].Released || ls[0].Holder != "victim" {
+		t.Fatalf("lease after the kill: %+v %v", ls, err)
+	}
+	time.Sleep(time.Until(ls[0].Expires) + 50*time.Millisecond)
 	rep, err := b.Beat(ctx, "hb")
 	if err != nil || rep.Succeeded != 1 {
 		t.Fatalf("after expiry: %+v %v", rep, err)

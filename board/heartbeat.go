@@ -118,24 +118,29 @@ func (b *Board) candidates(tried map[string]bool) ([]candidate, error) {
 // Concurrency at once over the node and one per project, until none is
 // left (each ticket at most once per beat), then returns. holder names this
 // heartbeat in leases and comments.
-func (b *Board) Beat(ctx context.Context, holder string) (BeatReport, error) {
-	var rep BeatReport
+func (b *Board) Beat(ctx context.Context, holder string) (report BeatReport, err error) {
+	var rep BeatReport // updated by the runs, under mu
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	finished := make(chan struct{}, 1024)
 	tried := map[string]bool{}
 	running := 0
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		mu.Lock()
+		report = rep
+		mu.Unlock()
+	}()
 	if b.getRunner() == nil {
-		return rep, ErrNoRunner
+		return BeatReport{}, ErrNoRunner
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return rep, err
+			return BeatReport{}, err
 		}
 		cands, err := b.candidates(tried)
 		if err != nil {
-			return rep, err
+			return BeatReport{}, err
 		}
 		started := 0
 		for _, c := range cands {
@@ -151,7 +156,7 @@ func (b *Board) Beat(ctx context.Context, holder string) (BeatReport, error) {
 				if errors.Is(err, ErrLeased) || errors.Is(err, ErrNotActionable) || errors.Is(err, ErrTicketNotFound) {
 					continue // someone else got there first
 				}
-				return rep, err
+				return BeatReport{}, err
 			}
 			started++
 			running++
@@ -177,14 +182,14 @@ func (b *Board) Beat(ctx context.Context, holder string) (BeatReport, error) {
 		}
 		if started == 0 && running == 0 {
 			if len(cands) == 0 {
-				return rep, nil
+				return BeatReport{}, nil
 			}
 			// Candidates exist but none could be claimed: busy projects
 			// (other runners) or a full node held by other beats.
 			if len(b.slots) == cap(b.slots) {
 				select {
 				case <-ctx.Done():
-					return rep, ctx.Err()
+					return BeatReport{}, ctx.Err()
 				case <-time.After(50 * time.Millisecond):
 				}
 				continue
@@ -195,7 +200,7 @@ func (b *Board) Beat(ctx context.Context, holder string) (BeatReport, error) {
 		if running == 0 {
 			select {
 			case <-ctx.Done():
-				return rep, ctx.Err()
+				return BeatReport{}, ctx.Err()
 			case <-time.After(50 * time.Millisecond):
 			}
 			continue
@@ -204,7 +209,7 @@ func (b *Board) Beat(ctx context.Context, holder string) (BeatReport, error) {
 		case <-finished:
 			running--
 		case <-ctx.Done():
-			return rep, ctx.Err()
+			return BeatReport{}, ctx.Err()
 		}
 	}
 }
