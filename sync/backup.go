@@ -69,6 +69,10 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 		case err == nil:
 			parent = p
 		case errors.Is(err, ErrNotFound) && opts.Parent == "":
+		case errors.Is(err, ErrCorrupt) && opts.Parent == "":
+			// A damaged latest manifest must not stop new backups: read
+			// every file instead (Verify reports the damage).
+			r.logger.Warn("latest snapshot unreadable; backing up without a parent", "err", err)
 		default:
 			return nil, fmt.Errorf("parent snapshot: %w", err)
 		}

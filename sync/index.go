@@ -178,7 +178,7 @@ func (r *Repository) readIndexFile(ctx context.Context, name string) ([]indexPac
 // index. It returns the object's name.
 func (r *Repository) writeIndex(ctx context.Context, packs []indexPack) (string, error) {
 	name := "index/" + randomHex(16)
-	if err := r.writeJSON(ctx, name, "index", indexFile{Version: 1, Packs: packs}); err != nil {
+	if err := r.writeJSON(ctx, name, "index", indexFile{Version: 1, Packs: packs}, true); err != nil {
 		return "", fmt.Errorf("write index: %w", err)
 	}
 	r.index.add(name, packs)
@@ -186,16 +186,18 @@ func (r *Repository) writeIndex(ctx context.Context, packs []indexPack) (string,
 }
 
 // writeJSON stores v as zstd-compressed, sealed JSON; aad names its kind.
-func (r *Repository) writeJSON(ctx context.Context, name, kind string, v any) error {
+// With create it never replaces an existing object (ErrExists).
+func (r *Repository) writeJSON(ctx context.Context, name, kind string, v any, create bool) error {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
 	sealed := r.keys.seal(nil, zenc.EncodeAll(plain, nil), kind)
-	if err := r.store.Put(ctx, name, bytes.NewReader(sealed), int64(len(sealed))); err != nil {
-		return err
+	put := r.store.Put
+	if create {
+		put = r.store.PutIfAbsent
 	}
-	return nil
+	return put(ctx, name, bytes.NewReader(sealed), int64(len(sealed)))
 }
 
 // readJSON reverses writeJSON. Undecryptable or undecodable content is

@@ -259,15 +259,9 @@ func checkChunks(size int64, chunks []ChunkRef) error {
 // cannot be read are skipped and reported in the returned error (wrapping
 // ErrCorrupt) alongside the readable ones.
 func (r *Repository) Snapshots(ctx context.Context) ([]*Snapshot, error) {
-	var ids []string
-	if err := r.store.List(ctx, "snapshots/", func(oi ObjectInfo) error {
-		id := strings.TrimPrefix(oi.Name, "snapshots/")
-		if validSnapshotID(id) {
-			ids = append(ids, id)
-		}
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+	ids, err := r.snapshotIDs(ctx)
+	if err != nil {
+		return nil, err
 	}
 	snaps := make([]*Snapshot, len(ids))
 	errs := make([]error, len(ids))
@@ -312,38 +306,63 @@ func (r *Repository) LoadSnapshot(ctx context.Context, id string) (*Snapshot, er
 	return s, nil
 }
 
-// FindSnapshot resolves "latest", a full id or a unique id prefix.
+// snapshotIDs lists the ids of stored manifests, oldest first by the
+// store's modification time (a manifest is written once).
+func (r *Repository) snapshotIDs(ctx context.Context) ([]string, error) {
+	var objs []ObjectInfo
+	if err := r.store.List(ctx, "snapshots/", func(oi ObjectInfo) error {
+		if validSnapshotID(strings.TrimPrefix(oi.Name, "snapshots/")) {
+			objs = append(objs, oi)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	slices.SortFunc(objs, func(a, b ObjectInfo) int {
+		if c := a.ModTime.Compare(b.ModTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	ids := make([]string, len(objs))
+	for i, oi := range objs {
+		ids[i] = strings.TrimPrefix(oi.Name, "snapshots/")
+	}
+	return ids, nil
+}
+
+// FindSnapshot resolves "latest", a full id or a unique id prefix, reading
+// only the manifest it picks.
 func (r *Repository) FindSnapshot(ctx context.Context, ref string) (*Snapshot, error) {
-	snaps, err := r.Snapshots(ctx)
-	if err != nil && len(snaps) == 0 {
+	ids, err := r.snapshotIDs(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if ref == "latest" {
-		if len(snaps) == 0 {
-			return nil, fmt.Errorf("find snapshot latest: %w", ErrNotFound)
-		}
-		return snaps[len(snaps)-1], nil
-	}
-	var found *Snapshot
-	for _, s := range snaps {
-		if ref != "" && strings.HasPrefix(s.ID, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("find snapshot %q: ambiguous prefix", ref)
+	var found string
+	switch {
+	case ref == "latest" && len(ids) > 0:
+		found = ids[len(ids)-1]
+	case ref != "latest" && ref != "":
+		for _, id := range ids {
+			if strings.HasPrefix(id, ref) {
+				if found != "" {
+					return nil, fmt.Errorf("find snapshot %q: ambiguous prefix", ref)
+				}
+				found = id
 			}
-			found = s
 		}
 	}
-	if found == nil {
+	if found == "" {
 		return nil, fmt.Errorf("find snapshot %q: %w", ref, ErrNotFound)
 	}
-	return found, nil
+	return r.LoadSnapshot(ctx, found)
 }
 
 func (r *Repository) saveSnapshot(ctx context.Context, s *Snapshot) error {
 	if err := s.validate(); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
-	return r.writeJSON(ctx, snapshotName(s.ID), "snapshot:"+s.ID, s)
+	return r.writeJSON(ctx, snapshotName(s.ID), "snapshot:"+s.ID, s, true)
 }
 
 // forget deletes a snapshot's manifest; its data goes at the next prune.
