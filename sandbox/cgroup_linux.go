@@ -88,7 +88,7 @@ func newCgroup1(name string, l Limits) (cgroup, error) {
 		return out, nil
 	}
 	mem := l.MemoryBytes
-	pids := l.Pids
+	pids := l.Pids + InitReserve
 	res := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: &mem},
 		Pids:   &specs.LinuxPids{Limit: &pids},
@@ -256,7 +256,7 @@ func newCgroup2(name string, l Limits) (cgroup, error) {
 	}
 	group := filepath.Join(parent, name)
 	mem := l.MemoryBytes
-	pids := l.Pids
+	pids := l.Pids + InitReserve
 	res := &cgroup2.Resources{
 		Memory: &cgroup2.Memory{Max: &mem},
 		Pids:   &cgroup2.Pids{Max: pids},

@@ -21,6 +21,11 @@ const MaxMessageSize = 128 << 10
 // MaxBinds is the most extra directories one sandbox may have.
 const MaxBinds = 8
 
+// InitReserve is how many tasks the sandbox's cgroup allows beyond
+// Limits.Pids: room for the init's own threads, so a fork bomb that uses up
+// the commands' share (RLIMIT_NPROC = Limits.Pids) cannot starve the init.
+const InitReserve = 16
+
 // Minimums below which a sandbox cannot start: the init itself is a small Go
 // program with a few threads and a few MiB of memory.
 const (
@@ -69,7 +74,7 @@ func validID(id string) bool {
 // size of the /tmp tmpfs (whose pages also count against MemoryBytes).
 type Limits struct {
 	MemoryBytes int64         // memory+swap ceiling of the whole sandbox; 0 = DefaultMemoryBytes
-	Pids        int64         // tasks (processes and threads), init included; 0 = DefaultPids
+	Pids        int64         // tasks (processes and threads) of the commands; the cgroup allows InitReserve more for the init; 0 = DefaultPids
 	CPUs        float64       // CPU bandwidth in cores (1.5 = one and a half); 0 = unlimited
 	TmpBytes    int64         // size of /tmp (and of /dev/shm); 0 = DefaultTmpBytes
 	NoFile      uint64        // RLIMIT_NOFILE of commands; 0 = DefaultNoFile

@@ -38,8 +38,10 @@
 //  3. pid, uts, ipc, cgroup namespaces: the init is PID 1 and reaps
 //     orphans; the hostname is Config.Hostname.
 //  4. net: a fresh network namespace with only loopback, brought up.
-//  5. cgroup: memory (swap capped too: memsw on v1, swap.max=0 on v2), pids,
-//     cpu, nested under the cgroup bulkhead runs in (per controller on v1;
+//  5. cgroup: memory (swap capped too: memsw on v1, swap.max=0 on v2), pids
+//     (Limits.Pids for the commands, enforced as their RLIMIT_NPROC, plus
+//     InitReserve so a fork bomb cannot starve the init of threads), cpu,
+//     nested under the cgroup bulkhead runs in (per controller on v1;
 //     on v2 bulkhead moves itself into a "supervisor" leaf if its own group
 //     holds processes). On v2 the init is cloned straight into its group
 //     (CLONE_INTO_CGROUP); on v1 it joins before it does anything.

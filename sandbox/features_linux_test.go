@@ -40,7 +40,7 @@ func TestCgroupLimitsOnHost(t *testing.T) {
 		if got := readInt(t, filepath.Join(dir, "memory.max")); got != 96<<20 {
 			t.Errorf("memory.max = %d", got)
 		}
-		if got := readInt(t, filepath.Join(dir, "pids.max")); got != 77 {
+		if got := readInt(t, filepath.Join(dir, "pids.max")); got != 77+sandbox.InitReserve {
 			t.Errorf("pids.max = %d", got)
 		}
 		if got := readInt(t, filepath.Join(dir, "cpu.max")); got != 50000 {
@@ -72,7 +72,7 @@ func TestCgroupLimitsOnHost(t *testing.T) {
 			t.Errorf("cgroup %s not directly under own memory cgroup %s", dir, want)
 		}
 		pidsDir := filepath.Join("/sys/fs/cgroup/pids", ownV1(string(own), "pids"), filepath.Base(dir))
-		if got := readInt(t, filepath.Join(pidsDir, "pids.max")); got != 77 {
+		if got := readInt(t, filepath.Join(pidsDir, "pids.max")); got != 77+sandbox.InitReserve {
 			t.Errorf("pids.max = %d", got)
 		}
 		cpuDir := filepath.Join("/sys/fs/cgroup/cpu", ownV1(string(own), "cpu"), filepath.Base(dir))

@@ -103,6 +103,7 @@ type initServer struct {
 
 	rate    *tokenBucket
 	spawnCh chan *spawnReq
+	nproc   uint64 // the commands' RLIMIT_NPROC
 }
 
 // setup applies every layer the init owns, in order. Namespaces, uid/gid
@@ -143,6 +144,7 @@ func (s *initServer) setup(p *setupParams, fds []int) error {
 	// make the init exit. Handled (not ignored) signals reset to default in
 	// the commands we exec.
 	s.rate = newTokenBucket(p.RatePerSec, p.Burst)
+	s.nproc = p.NProc
 	s.spawnCh = make(chan *spawnReq)
 	ready := make(chan error)
 	go s.spawner(filter, ready)
@@ -172,7 +174,10 @@ func (s *initServer) spawner(filter []sockFilter, ready chan<- error) {
 	ready <- nil
 	for r := range s.spawnCh {
 		s.mu.Lock()
-		r.pid, r.err = syscall.ForkExec(r.path, r.argv, r.attr)
+		if r.err = setNProcSoft(s.nproc); r.err == nil {
+			r.pid, r.err = syscall.ForkExec(r.path, r.argv, r.attr)
+			setNProcSoft(s.nproc + InitReserve)
+		}
 		if r.err == nil {
 			s.pending[r.pid] = r.wait
 		}
@@ -200,6 +205,7 @@ func checkIDMap(path string, want uint32) error {
 }
 
 func (s *initServer) serve(p *setupParams) {
+	prewarmThreads(3)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	go func() {
@@ -260,20 +266,41 @@ func (s *initServer) serve(p *setupParams) {
 // ESRCH), so a process forked during the sweep does not survive it.
 func killAll() {
 	for range 1000 {
-		if err := unix.Kill(-1, unix.SIGKILL); errors.Is(err, unix.ESRCH) {
+		minus1 := -1
+		if _, _, e := unix.RawSyscall(unix.SYS_KILL, uintptr(minus1), uintptr(unix.SIGKILL), 0); e == unix.ESRCH {
 			return
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
+// prewarmThreads makes the Go runtime start n more OS threads now, while
+// the sandbox is empty, by blocking n goroutines in a system call at once.
+// The runtime keeps idle threads, so later it rarely needs a new one.
+func prewarmThreads(n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := unix.Timespec{Nsec: 30e6}
+			unix.Syscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		}()
+	}
+	wg.Wait()
+}
+
 // reap collects every exited child (the init is PID 1: orphans are ours)
 // and hands the statuses of commands to their exec calls.
 func (s *initServer) reap() {
 	for {
+		// Non-blocking, so a raw syscall: the scheduler is not told, and no
+		// extra OS thread is ever started for it (there may be no room for
+		// one while a fork bomb runs).
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if pid <= 0 || err != nil {
+		r, _, e := unix.RawSyscall6(unix.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&ws)), unix.WNOHANG, 0, 0, 0)
+		pid := int(r)
+		if e != 0 || pid <= 0 {
 			return
 		}
 		s.mu.Lock()

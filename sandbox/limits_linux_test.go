@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,11 @@ func TestForkBombContained(t *testing.T) {
 	}
 	waitOnlyInit(t, sb)
 	must(t, sh(t, sb, "echo alive"), 0)
+	// Commands get the Pids share as RLIMIT_NPROC; the init keeps a reserve.
+	o = sh(t, sb, "grep 'Max processes' /proc/self/limits")
+	if f := strings.Fields(o.stdout); len(f) < 4 || f[2] != "64" || f[3] != strconv.Itoa(64+sandbox.InitReserve) {
+		t.Fatalf("command nproc limits: %q", o.stdout)
+	}
 }
 
 func TestMemoryBombOOM(t *testing.T) {

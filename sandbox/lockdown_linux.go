@@ -48,7 +48,7 @@ func setRlimits(p *setupParams) error {
 		n   string
 	}{
 		{unix.RLIMIT_NOFILE, p.NoFile, "nofile"},
-		{unix.RLIMIT_NPROC, p.NProc, "nproc"},
+		{unix.RLIMIT_NPROC, p.NProc + InitReserve, "nproc"},
 		{unix.RLIMIT_FSIZE, p.FileBytes, "fsize"},
 		{unix.RLIMIT_CORE, 0, "core"},
 	} {
@@ -179,4 +179,16 @@ func upLoopback() error {
 		return &SetupError{Layer: "network", Err: fmt.Errorf("set lo up: %w", err)}
 	}
 	return nil
+}
+
+// setNProcSoft sets the init's soft RLIMIT_NPROC (the hard limit stays at
+// NProc+InitReserve). The spawner lowers it to the commands' share around
+// each fork, so a command inherits NProc while the init keeps its reserve.
+func setNProcSoft(v uint64) error {
+	var cur unix.Rlimit
+	if err := unix.Prlimit(0, unix.RLIMIT_NPROC, nil, &cur); err != nil {
+		return err
+	}
+	cur.Cur = min(v, cur.Max)
+	return unix.Prlimit(0, unix.RLIMIT_NPROC, &cur, nil)
 }

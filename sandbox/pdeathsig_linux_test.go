@@ -69,12 +69,12 @@ func TestHostDeathKillsSandbox(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, err := os.ReadFile(procsFile)
-		_, perr := os.Stat("/proc/" + strconv.Itoa(pid))
-		if err == nil && len(strings.TrimSpace(string(b))) == 0 && perr != nil {
+		alive := running(pid)
+		if err == nil && len(strings.TrimSpace(string(b))) == 0 && !alive {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the host died: init alive=%v, cgroup procs %q", perr == nil, b)
+			t.Fatalf("after the host died: init alive=%v, cgroup procs %q", alive, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -93,4 +93,16 @@ func TestHostDeathKillsSandbox(t *testing.T) {
 	if all := append(append(left, deeper...), deepest...); len(all) > 0 {
 		t.Fatalf("stale groups not swept: %v", all)
 	}
+}
+
+// running reports whether pid exists and is not a zombie (an orphan's
+// status waits for whoever reaps orphans on this host).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -457,7 +457,7 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Command) (Result, error) {
 			}
 		case m, ok := <-c.resp:
 			if !ok {
-				return Result{Duration: time.Since(start), OOMKilled: s.cg.oomKills() > oomBefore}, ErrClosed
+				return Result{Duration: time.Since(start), OOMKilled: s.cg.oomKills() > oomBefore}, s.closedErr()
 			}
 			resp = m
 		case <-timer.C:
@@ -493,6 +493,28 @@ func (s *Sandbox) Exec(ctx context.Context, cmd Command) (Result, error) {
 	res.OOMKilled = s.cg.oomKills() > oomBefore
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// closedErr is ErrClosed, with the init's last words when it died on its
+// own (a crash, or the OOM killer) rather than by Close.
+func (s *Sandbox) closedErr() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	select {
+	case <-s.dead:
+	case <-time.After(time.Second):
+	}
+	if msg := bytes.TrimSpace(s.stderr.Bytes()); !closed && len(msg) > 0 {
+		if i := bytes.IndexByte(msg, '\n'); i > 0 {
+			msg = msg[:i]
+		}
+		return fmt.Errorf("%w: init died: %v: %s", ErrClosed, s.waitErr, msg)
+	}
+	if !closed {
+		return fmt.Errorf("%w: init died: %v", ErrClosed, s.waitErr)
+	}
+	return ErrClosed
 }
 
 // waitDelay is how long Exec waits for stdout/stderr to drain after the

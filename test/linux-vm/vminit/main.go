@@ -85,10 +85,24 @@ func run() error {
 	cmd := exec.Command("/sandbox.test", "-test.v", "-test.count=1", "-test.timeout=15m")
 	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "BULKHEAD_TEST_NO_SKIP=1", "HOME=/root", "TMPDIR=/tmp"}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = os.Stdout, os.Stdout, "/"
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("sandbox tests: %w", err)
 	}
-	return nil
+	// As PID 1, reap every orphan (the tests kill processes whose children
+	// are then reparented here) and watch for the test binary's own exit.
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		if pid == cmd.Process.Pid {
+			if ws.ExitStatus() != 0 || ws.Signaled() {
+				return fmt.Errorf("sandbox tests: exit status %d (signal %v)", ws.ExitStatus(), ws.Signal())
+			}
+			return nil
+		}
+	}
 }
 
 // copyTree copies files, directories and symlinks of the initramfs.
