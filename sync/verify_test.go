@@ -130,6 +130,15 @@ func TestCorruptManifest(t *testing.T) {
 	if _, err := repo.LoadSnapshot(t.Context(), "0123456789abcdef"); !errors.Is(err, bsync.ErrCorrupt) {
 		t.Fatalf("renamed manifest: %v", err)
 	}
+	// The damaged manifest is now the latest: backups still work, without
+	// a parent.
+	next, err := repo.Backup(t.Context(), t.TempDir(), bsync.BackupOptions{})
+	if err != nil {
+		t.Fatalf("backup with a damaged latest manifest: %v", err)
+	}
+	if next.Parent != "" {
+		t.Fatalf("backup took damaged %s as its parent", next.Parent)
+	}
 }
 
 func TestStateOnly(t *testing.T) {
