@@ -643,3 +643,44 @@ func TestIdleRetry(t *testing.T) {
 		t.Fatalf("agent's final text posted %d times", asked)
 	}
 }
+
+// Deleting a project's workspace retires its board: the heartbeat skips
+// it, and a new project with the same id starts empty.
+func TestDeletedWorkspace(t *testing.T) {
+	t.Parallel()
+	r := &countingRunner{}
+	b, svc := newBoard(t, Options{Runner: r})
+	ctx := context.Background()
+	repo := makeRepo(t)
+	if _, err := b.CreateProject(ctx, "p", repo, ""); err != nil {
+		t.Fatal(err)
+	}
+	b.CreateTicket(ctx, "p", NewTicket{Title: "orphan"})
+	if _, err := b.CreateProject(ctx, "p2", repo, ""); err != nil {
+		t.Fatal(err)
+	}
+	b.CreateTicket(ctx, "p2", NewTicket{Title: "neighbour"})
+	if err := svc.Delete(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Beat(ctx, "hb"); err != nil || rep.Claimed != 1 || r.runs[logKey("p", 1)] != 0 {
+		t.Fatalf("beat over a deleted project: %+v %v %v", rep, err, r.runs)
+	}
+	if _, err := b.Project(ctx, "p"); !errors.Is(err, ErrProjectNotFound) {
+		t.Fatalf("deleted project: %v", err)
+	}
+	if _, err := b.CreateProject(ctx, "p", repo, ""); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := b.Tickets(ctx, "p")
+	if err != nil || len(ts) != 0 {
+		t.Fatalf("new project has old tickets: %d %v", len(ts), err)
+	}
+	if ts, err := b.Tickets(ctx, "p2"); err != nil || len(ts) != 1 || ts[0].State != Verification {
+		t.Fatalf("neighbour p2 after purging p: %v %v", ts, err)
+	}
+	tk, _ := b.CreateTicket(ctx, "p", NewTicket{Title: "fresh"})
+	if tk.ID != 1 {
+		t.Fatalf("numbering did not restart: %d", tk.ID)
+	}
+}

@@ -103,7 +103,10 @@ func (b *Board) candidates(tried map[string]bool) ([]candidate, error) {
 	})
 	out := make([]candidate, 0, len(best))
 	for _, c := range best {
-		out = append(out, c)
+		// A project whose workspace was deleted has nothing to run.
+		if _, err := b.ws.Get(context.Background(), c.project); err == nil {
+			out = append(out, c)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].score != out[j].score {

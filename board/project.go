@@ -31,7 +31,13 @@ func (b *Board) CreateProject(ctx context.Context, id, repo, persona string) (*P
 		return nil, err
 	}
 	if _, err := b.project(id); err == nil {
-		return nil, fmt.Errorf("%w: %q", ErrProjectExists, id)
+		if _, err := b.ws.Get(ctx, id); !errors.Is(err, workspace.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %q", ErrProjectExists, id)
+		}
+		// The workspace was deleted: its board goes with it.
+		if err := b.purge(id); err != nil {
+			return nil, err
+		}
 	}
 	made := false
 	if _, err := b.ws.Get(ctx, id); errors.Is(err, workspace.ErrNotFound) {
@@ -208,4 +214,47 @@ func (b *Board) RepoDir(id string) string { return b.ws.FilesDir(id) }
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// purge deletes every board record of project id (after its workspace was
+// deleted), in batches.
+func (b *Board) purge(id string) error {
+	prefixes := [][]byte{projectKey(id), seqKey(id), leaseKey(id), ticketPrefix(id), []byte(prefixComment + id + "/")}
+	for _, pre := range prefixes {
+		for {
+			var keys [][]byte
+			err := b.db.View(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: pre})
+				defer it.Close()
+				for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
+					k := it.Item().KeyCopy(nil)
+					// projectKey, seqKey and leaseKey are exact keys, not prefixes.
+					if len(k) == len(pre) || pre[len(pre)-1] == '/' {
+						keys = append(keys, k)
+					}
+				}
+				return nil
+			})
+			if err != nil || len(keys) == 0 {
+				if err != nil {
+					return fmt.Errorf("purge board of %s: %w", id, err)
+				}
+				break
+			}
+			if err := b.update(func(txn *badger.Txn) error {
+				for _, k := range keys {
+					if err := txn.Delete(k); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("purge board of %s: %w", id, err)
+			}
+			if len(keys) < 1000 {
+				break
+			}
+		}
+	}
+	return nil
 }
