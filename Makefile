@@ -58,6 +58,11 @@ bench-agent-loop: ## agent loop against the loopback model: one run (2 turns + a
 fuzz-agent: ## fuzz the Anthropic and OpenAI stream decoders, 60s
 	$(GO) test -run '^$$' -fuzz FuzzStreamDecoders -fuzztime 60s ./agent/
 
+.PHONY: bench-agent
+bench-agent: ## agent runs wired to workspaces (root): one run with a bash call through the real sandbox, p50/p99/cold and host RSS; N=100 concurrent runs in 100 workspaces (BULKHEAD_BENCH_AGENT_N), throughput, errors, host RSS per run; vs the peer's quoted 2.4 s / 170 MB
+	$(GO) test -run '^$$' -bench 'BenchmarkAgentRun$$' -benchtime 200x -timeout 30m ./workspace/
+	$(GO) test -run '^$$' -bench 'BenchmarkAgentConcurrent$$' -benchtime 1x -timeout 30m ./workspace/
+
 .PHONY: bench-sync fuzz-sync
 bench-sync: ## snapshots vs MinIO: full backup of a 1 GiB mixed tree vs raw PutObject of its tar, unchanged and 1% backups, restore, local dir vs plain copy
 	$(GO) test -run '^$$' -bench BenchmarkSync -benchtime 1x -timeout 60m ./sync/

@@ -16,7 +16,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/bulkhead-dev/bulkhead/agent"
-	"github.com/bulkhead-dev/bulkhead/kv"
 	"github.com/bulkhead-dev/bulkhead/memory"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
@@ -154,7 +153,9 @@ func (s *Service) StartRun(ctx context.Context, ws string, req RunRequest) (*Run
 		}
 	}()
 	var sess *Session
-	err = kv.UpdateSync(db, func(txn *badger.Txn) error {
+	// Not synced: the run's first finished step (the user message) is, and
+	// a sync covers every earlier write.
+	err = db.Update(func(txn *badger.Txn) error {
 		sess, err = getSession(txn, ref)
 		if errors.Is(err, ErrSessionNotFound) {
 			sess, err = &Session{Key: rec.Session, Kind: ref.Kind, ID: ref.ID, CreatedAt: now}, nil
@@ -244,12 +245,7 @@ func (s *Service) execute(ctx context.Context, l *liveRun, runner *agent.Runner,
 	rec.Status = RunFailed
 	if res != nil {
 		rec.Stop, rec.Text, rec.Turns, rec.Usage, rec.UsageByModel = res.Stop, res.Text, res.Turns, res.Usage, res.UsageByModel
-		switch res.Stop {
-		case agent.StopDone:
-			rec.Status = RunSucceeded
-		case agent.StopCanceled:
-			rec.Status = RunCancelled
-		}
+		rec.Status = statusOf(res.Stop)
 	}
 	if err != nil {
 		rec.Error = err.Error()
@@ -292,7 +288,9 @@ func (s *Service) recordRun(db *badger.DB, rec *Run, events []RunEvent, res *age
 		return fmt.Errorf("store events: %w", err)
 	}
 	ref, rerr := refFromKey(rec.Workspace, rec.Session)
-	return kv.UpdateSync(db, func(txn *badger.Txn) error {
+	// Not synced: the journal's run_end entry is, and recovery rebuilds
+	// this record and the session from the journal if it is lost.
+	return db.Update(func(txn *badger.Txn) error {
 		if rerr == nil {
 			sess, err := getSession(txn, ref)
 			if err == nil {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
 	"github.com/bulkhead-dev/bulkhead/netguard"
@@ -637,4 +639,63 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A run whose final record was lost (it is written without a sync) but
+// whose synced run_end entry survived is recovered with the status the
+// journal records, not as interrupted.
+func TestRecoverFinishedRunFromJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openService(t, dir, "pw")
+	if _, err := s.Create(ctx, "alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	db, release, err := s.DB(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newRunID(time.Now())
+	j := &runJournal{db: db}
+	user := agent.UserText("hi")
+	answer := agent.Message{Role: agent.RoleAssistant, Parts: []agent.Part{{Type: agent.PartText, Text: "hello"}}}
+	for i, e := range []agent.Entry{
+		{Kind: agent.EntryRunStart, Data: json.RawMessage(`{}`)},
+		{Kind: agent.EntryMessage, Message: &user},
+		{Kind: agent.EntryMessage, Message: &answer},
+		{Kind: agent.EntryRunEnd, Data: json.RawMessage(`{"stop":"done","usage":{"input_tokens":7,"output_tokens":3}}`)},
+	} {
+		e.RunID, e.Seq, e.Time = id, uint64(i+1), time.Now()
+		if err := j.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second append of an existing sequence number, or one with a gap, is refused.
+	if err := j.Append(ctx, agent.Entry{RunID: id, Seq: 2, Kind: agent.EntryMessage}); err == nil {
+		t.Fatal("duplicate seq accepted")
+	}
+	if err := j.Append(ctx, agent.Entry{RunID: id, Seq: 9, Kind: agent.EntryMessage}); err == nil {
+		t.Fatal("gap accepted")
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		if err := putSession(txn, &Session{Key: "bulkhead:alice:session:s", Kind: KindSession, ID: "s"}); err != nil {
+			return err
+		}
+		return putRun(txn, &Run{ID: id, Workspace: "alice", Session: "bulkhead:alice:session:s", Status: RunRunning})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	s.Close()
+	s = openService(t, dir, "pw")
+	defer s.Close()
+	r, err := s.GetRun(ctx, "alice", id)
+	if err != nil || r.Status != RunSucceeded || r.Usage.Total() != 10 {
+		t.Fatalf("recovered run: %+v %v", r, err)
+	}
+	sess, _ := s.GetSession(ctx, "alice", SessionRef{Kind: KindSession, ID: "s"})
+	if len(sess.Transcript) != 2 || sess.Transcript[1].Text() != "hello" {
+		t.Fatalf("recovered session: %+v", sess.Transcript)
+	}
 }

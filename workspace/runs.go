@@ -187,7 +187,13 @@ func (j *runJournal) Append(_ context.Context, e agent.Entry) error {
 	if err != nil {
 		return err
 	}
-	return kv.UpdateSync(j.db, func(txn *badger.Txn) error {
+	update := kv.UpdateSync
+	if e.Kind == agent.EntryRunStart {
+		// Not a finished step: the user message entry right after it is
+		// synced, and a sync covers every earlier write.
+		update = func(db *badger.DB, fn func(*badger.Txn) error) error { return db.Update(fn) }
+	}
+	return update(j.db, func(txn *badger.Txn) error {
 		if _, err := txn.Get(seqKey(prefixJournal, e.RunID, e.Seq)); err == nil {
 			return fmt.Errorf("journal append %s: seq %d already recorded", e.RunID, e.Seq)
 		}
@@ -347,7 +353,21 @@ func recoverRuns(ctx context.Context, db *badger.DB, live func(id string) bool) 
 		r.Status, r.Stop, r.Error = RunInterrupted, agent.StopError, "interrupted: the process running it stopped"
 		r.Events = 0
 		if len(entries) > 0 {
-			r.EndedAt = entries[len(entries)-1].Time
+			last := entries[len(entries)-1]
+			r.EndedAt = last.Time
+			if last.Kind == agent.EntryRunEnd {
+				// The run ended (its run_end entry is synced) but its final
+				// record, written without a sync, was lost.
+				var end struct {
+					Stop  string      `json:"stop"`
+					Error string      `json:"error"`
+					Usage agent.Usage `json:"usage"`
+				}
+				if json.Unmarshal(last.Data, &end) == nil {
+					r.Stop, r.Error, r.Usage = end.Stop, end.Error, end.Usage
+					r.Status = statusOf(end.Stop)
+				}
+			}
 		}
 		ref, err := refFromKey(r.Workspace, r.Session)
 		err = kv.UpdateSync(db, func(txn *badger.Txn) error {
@@ -377,4 +397,15 @@ func refFromKey(ws, key string) (SessionRef, error) {
 		return SessionRef{}, fmt.Errorf("%w: key %q", ErrInvalidSession, key)
 	}
 	return ParseSessionRef(string(rest))
+}
+
+// statusOf maps a runner stop reason to a run status.
+func statusOf(stop string) RunStatus {
+	switch stop {
+	case agent.StopDone:
+		return RunSucceeded
+	case agent.StopCanceled:
+		return RunCancelled
+	}
+	return RunFailed
 }
