@@ -363,6 +363,10 @@ func (b *Board) work(ctx context.Context, f *Fence, rt *runTools, logf func(kind
 		Prompt: ticketPrompt(t, cs),
 	}
 	res, runErr := b.getRunner().RunTicket(ctx, req)
+	if errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		// Another run may own the repository now; leave it alone.
+		return res, runErr
+	}
 	unlock = b.git.lock(dir)
 	if err := commitAll(context.WithoutCancel(ctx), dir, fmt.Sprintf("ticket %d: work at the end of run %d", t.ID, f.Token)); err != nil && runErr == nil {
 		runErr = err
