@@ -1,19 +1,33 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/agent"
+	"github.com/bulkhead-dev/bulkhead/board"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
-// ServeCmd runs the HTTP API.
+// ServeCmd runs the HTTP API, the agent runtime and the heartbeat.
 type ServeCmd struct {
 	Listen        string        `default:"127.0.0.1:7400" env:"BULKHEAD_LISTEN" help:"TCP address for the HTTP API."`
 	ShutdownGrace time.Duration `name:"shutdown-grace" default:"30s" help:"On SIGINT/SIGTERM, how long requests and runs may take to finish before they are cancelled."`
 	MaxBody       int64         `name:"max-body" default:"1048576" help:"Largest request body in bytes."`
+
+	EgressAllow []string `name:"egress-allow" placeholder:"HOST:PORT|CIDR" env:"BULKHEAD_EGRESS_ALLOW" help:"Let the host reach these private endpoints (e.g. an Ollama on 127.0.0.1:11434); everything private stays blocked otherwise."`
+
+	MaxConcurrentRuns int `name:"max-concurrent-runs" default:"4" help:"Runs one workspace may have in progress."`
+	RunsPerMinute     int `name:"runs-per-minute" default:"60" help:"Runs one workspace may start per minute."`
+	TokensPerDay      int `name:"tokens-per-day" default:"0" help:"Model tokens one workspace may use per UTC day (0: no limit)."`
+
+	Heartbeat         bool          `default:"true" negatable:"" help:"Run the ticket heartbeat inside the server (--no-heartbeat to leave it to cron)."`
+	HeartbeatInterval time.Duration `name:"heartbeat-interval" default:"1m" help:"Time between heartbeats."`
 }
 
 // Run serves until SIGINT or SIGTERM.
@@ -27,6 +41,16 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if err := svc.Unlock(); err != nil {
 		return err
 	}
+	guard, err := netguard.New(netguard.Config{Allow: c.EgressAllow, Logger: g.Log})
+	if err != nil {
+		return &UsageError{fmt.Errorf("--egress-allow: %w", err)}
+	}
+	b := board.For(svc, board.Options{Logger: g.Log})
+	svc.SetAgentOptions(workspace.AgentOptions{
+		Guard:    guard,
+		Personas: personaFiles(b),
+		Quotas:   workspace.Quotas{MaxConcurrentRuns: c.MaxConcurrentRuns, RunsPerMinute: c.RunsPerMinute, TokensPerDay: c.TokensPerDay},
+	})
 	srv, err := server.New(server.Options{Service: svc, Logger: g.Log, MaxBody: c.MaxBody, ShutdownGrace: c.ShutdownGrace})
 	if err != nil {
 		return err
@@ -38,9 +62,33 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if secret != "" {
 		fmt.Fprintf(g.Stdout, "admin token (shown once; also saved 0600 in %s):\n%s\n", filepath.Join(g.StateDir, server.AdminTokenFile), secret)
 	}
-	return srv.Serve(g.Context(), c.Listen, func(a net.Addr) {
+	if c.Heartbeat {
+		StartHeartbeat(g.Context(), g, svc, c.HeartbeatInterval)
+	}
+	err = srv.Serve(g.Context(), c.Listen, func(a net.Addr) {
 		fmt.Fprintf(g.Stderr, "bulkhead serving on http://%s (socket %s)\n", a, filepath.Join(g.StateDir, server.SocketName))
 	})
+	// Serve has drained requests for the grace period; cancel what still
+	// runs (each run journals itself as cancelled) before the state closes.
+	svc.StopRuns()
+	return err
+}
+
+// personaFiles gives the agent runtime the board's personas.
+func personaFiles(b *board.Board) func(context.Context, string) ([]agent.BootstrapFile, error) {
+	return func(_ context.Context, name string) ([]agent.BootstrapFile, error) {
+		p, err := b.Persona(name)
+		if err != nil {
+			return nil, err
+		}
+		var out []agent.BootstrapFile
+		for _, f := range board.PersonaFiles {
+			if content, ok := p.Files[f]; ok {
+				out = append(out, agent.BootstrapFile{Name: f, Content: content})
+			}
+		}
+		return out, nil
+	}
 }
 
 // TokenCmd groups API token commands.
