@@ -113,9 +113,20 @@ func (d *webDriver) typeInto(css, text string) {
 	d.call("POST", "/element/"+id+"/value", map[string]string{"text": text})
 }
 
+// click clicks css, finding it again if the page re-rendered it between
+// the lookup and the click.
 func (d *webDriver) click(css string) {
 	d.t.Helper()
-	d.call("POST", "/element/"+d.find(css)+"/click", map[string]any{})
+	for attempt := 0; ; attempt++ {
+		_, err := wdCall("POST", d.base+"/element/"+d.find(css)+"/click", map[string]any{})
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "stale element") || attempt == 5 {
+			d.shot("failure")
+			d.t.Fatal(err)
+		}
+	}
 }
 
 func (d *webDriver) text(css string) string {

@@ -307,9 +307,9 @@ async function viewTicket(main, p, n) {
       thread.replaceChildren(...v.comments.map(commentView));
       lastSeq = t.comments;
     }
-    if (t.state !== lastState || v.running !== actions.dataset.running) {
+    if (t.state !== lastState || String(v.running) !== actions.dataset.running) {
       lastState = t.state;
-      actions.dataset.running = v.running;
+      actions.dataset.running = String(v.running);
       const btns = [];
       const move = (state, needsComment) => act(async () => {
         if (needsComment && !body.value.trim()) throw new Error("Write a comment saying why before returning the ticket.");
