@@ -103,19 +103,14 @@ func validSnapshotID(id string) bool {
 // symlink can never be a parent), sizes match chunk lists, modes hold only
 // permission bits.
 func ParseManifest(data []byte) (*Snapshot, error) {
-	var s Snapshot
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	s, err := decodeManifest(data)
+	if err != nil {
 		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: manifest: trailing data", ErrCorrupt)
 	}
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("%w: manifest %s: %v", ErrCorrupt, s.ID, err)
 	}
-	return &s, nil
+	return s, nil
 }
 
 func (s *Snapshot) validate() error {
@@ -194,9 +189,11 @@ func validRelPath(p string) bool {
 	return true
 }
 
-// Node JSON: paths and link targets that are not valid UTF-8 (legal on
+// Manifest JSON: paths and link targets that are not valid UTF-8 (legal on
 // Linux) would be mangled by encoding/json, so they travel as base64 in
-// raw_path / raw_target instead.
+// raw_path / raw_target instead. The conversion happens once per manifest
+// (Snapshot's MarshalJSON, ParseManifest), not per node, which keeps
+// decoding a 10k-file tree cheap.
 type nodeFields Node
 
 type nodeWire struct {
@@ -205,40 +202,59 @@ type nodeWire struct {
 	RawTarget []byte `json:"raw_target,omitempty"`
 }
 
-// MarshalJSON encodes the node, moving non-UTF-8 names to raw fields.
-func (n Node) MarshalJSON() ([]byte, error) {
-	w := nodeWire{nodeFields: nodeFields(n)}
-	if !utf8.ValidString(n.Path) {
-		w.RawPath, w.Path = []byte(n.Path), ""
-	}
-	if !utf8.ValidString(n.Target) {
-		w.RawTarget, w.Target = []byte(n.Target), ""
+type snapshotFields Snapshot
+
+type snapshotWire struct {
+	snapshotFields
+	Tree []nodeWire `json:"tree"` // shadows snapshotFields.Tree
+}
+
+// MarshalJSON encodes the manifest, moving non-UTF-8 names to raw fields.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	w := snapshotWire{snapshotFields: snapshotFields(s), Tree: make([]nodeWire, len(s.Tree))}
+	w.snapshotFields.Tree = nil
+	for i, n := range s.Tree {
+		nw := nodeWire{nodeFields: nodeFields(n)}
+		if !utf8.ValidString(n.Path) {
+			nw.RawPath, nw.Path = []byte(n.Path), ""
+		}
+		if !utf8.ValidString(n.Target) {
+			nw.RawTarget, nw.Target = []byte(n.Target), ""
+		}
+		w.Tree[i] = nw
 	}
 	return json.Marshal(w)
 }
 
-// UnmarshalJSON reverses MarshalJSON; unknown fields are an error.
-func (n *Node) UnmarshalJSON(b []byte) error {
-	var w nodeWire
-	dec := json.NewDecoder(bytes.NewReader(b))
+// decodeManifest reverses MarshalJSON; unknown fields are an error.
+func decodeManifest(data []byte) (*Snapshot, error) {
+	var w snapshotWire
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return err
+		return nil, err
 	}
-	if w.RawPath != nil {
-		if w.Path != "" || utf8.Valid(w.RawPath) {
-			return errors.New("raw_path with a UTF-8 path")
+	if dec.More() {
+		return nil, errors.New("trailing data")
+	}
+	s := Snapshot(w.snapshotFields)
+	s.Tree = make([]Node, len(w.Tree))
+	for i, nw := range w.Tree {
+		if nw.RawPath != nil {
+			if nw.Path != "" || utf8.Valid(nw.RawPath) {
+				return nil, fmt.Errorf("node %d: raw_path with a UTF-8 path", i)
+			}
+			nw.Path = string(nw.RawPath)
 		}
-		w.Path = string(w.RawPath)
-	}
-	if w.RawTarget != nil {
-		if w.Target != "" || utf8.Valid(w.RawTarget) {
-			return errors.New("raw_target with a UTF-8 target")
+		if nw.RawTarget != nil {
+			if nw.Target != "" || utf8.Valid(nw.RawTarget) {
+				return nil, fmt.Errorf("node %d: raw_target with a UTF-8 target", i)
+			}
+			nw.Target = string(nw.RawTarget)
 		}
-		w.Target = string(w.RawTarget)
+		s.Tree[i] = Node(nw.nodeFields)
 	}
-	*n = Node(w.nodeFields)
-	return nil
+	return &s, nil
 }
 
 func checkChunks(size int64, chunks []ChunkRef) error {
