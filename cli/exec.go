@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/bulkhead-dev/bulkhead/kv"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
-	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
 // ExecCmd runs one command in a workspace's sandbox.
@@ -28,20 +28,6 @@ const (
 	exitOOM      = 137
 )
 
-// sandboxConfig maps a workspace onto a sandbox: the workspace's host ids,
-// its files dir at /workspace, its limits.
-func sandboxConfig(w *workspace.Workspace, filesDir string) sandbox.Config {
-	l := w.Config.Limits
-	return sandbox.Config{
-		ID: w.ID, HostUID: w.HostUID, HostGID: w.HostGID, WorkspaceDir: filesDir,
-		Limits: sandbox.Limits{
-			MemoryBytes: int64(l.Memory), Pids: int64(l.Pids), CPUs: l.CPU, TmpBytes: int64(l.Tmp),
-			Timeout: time.Duration(l.ExecTimeout),
-		},
-		IdleTimeout: -1,
-	}
-}
-
 // Run starts the workspace's sandbox, runs the command with this process's
 // stdio (a terminal inside when stdin is one) and exits with its status.
 func (c *ExecCmd) Run(g *Globals) error {
@@ -52,24 +38,22 @@ func (c *ExecCmd) Run(g *Globals) error {
 	if len(args) == 0 {
 		return &UsageError{errors.New("exec: no command given (bulkhead exec WS -- CMD ARGS...)")}
 	}
-	be, err := g.Backend()
+	svc, err := g.Service()
+	if errors.Is(err, kv.ErrLocked) {
+		return fmt.Errorf("exec: %w: a running 'bulkhead serve' holds this state dir; exec through its API is not wired yet", err)
+	}
 	if err != nil {
 		return err
 	}
-	w, err := be.Get(g.Context(), c.Workspace)
-	if err != nil {
+	if _, err := svc.Get(g.Context(), c.Workspace); err != nil {
 		return err
 	}
-	g.releaseBackend()
 	if err := sandbox.UserNamespacesAvailable(); err != nil {
 		return fmt.Errorf("exec: %w (see 'bulkhead sandbox doctor')", err)
 	}
-	cfg := sandboxConfig(w, g.filesDir(w.ID))
-	sb, err := sandbox.Start(g.Context(), cfg)
-	if err != nil {
-		return fmt.Errorf("exec: start sandbox for %s: %w", w.ID, err)
-	}
-	defer sb.Close()
+	// The workspace's sandbox (its files through the FUSE view, so the
+	// workspace's path policy applies) lives for this one command.
+	defer svc.StopSandbox(c.Workspace)
 
 	cmd := sandbox.Command{Args: args, Env: os.Environ(), Stdin: g.Stdin, Stdout: g.Stdout, Stderr: g.Stderr, Timeout: c.Timeout}
 	if f, ok := g.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -94,7 +78,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 			}()
 		}
 	}
-	res, err := sb.Exec(g.Context(), cmd)
+	res, err := svc.Exec(g.Context(), c.Workspace, cmd)
 	switch {
 	case errors.Is(err, sandbox.ErrCommandNotFound), errors.Is(err, sandbox.ErrNotExecutable):
 		fmt.Fprintf(g.Stderr, "bulkhead: exec: %v\n", err)
@@ -105,7 +89,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.Stderr, "bulkhead: exec: timed out after %v; every process of the sandbox was killed\n", res.Duration.Round(time.Millisecond))
 		return &ExitError{Code: exitTimedOut}
 	case res.OOMKilled:
-		fmt.Fprintf(g.Stderr, "bulkhead: exec: out of memory (limit %d bytes): the kernel killed a process of the sandbox\n", cfg.Limits.MemoryBytes)
+		fmt.Fprintf(g.Stderr, "bulkhead: exec: out of memory: the kernel killed a process of the sandbox (limits.memory)\n")
 		if res.ExitCode == 0 {
 			return nil
 		}

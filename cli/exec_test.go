@@ -19,6 +19,7 @@ func TestMain(m *testing.M) {
 func TestExecCommand(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireUserNS(t)
+	testutil.RequireFUSE(t)
 	setup(t)
 	if r := run(t, "", "workspace", "create", "alice"); r.code != 0 {
 		t.Fatalf("create: %+v", r)
@@ -26,6 +27,12 @@ func TestExecCommand(t *testing.T) {
 	r := run(t, "from stdin", "exec", "alice", "--", "/bin/sh", "-c", "cat; echo; hostname; echo oops >&2; exit 7")
 	if r.code != 7 || !strings.Contains(r.stdout, "from stdin") || !strings.Contains(r.stdout, "alice") || !strings.Contains(r.stderr, "oops") {
 		t.Fatalf("exec: %+v", r)
+	}
+	// The sandbox sees the files through the workspace's FUSE view, so its
+	// path policy applies: .bulkhead/** is read-only.
+	r = run(t, "", "exec", "alice", "--", "/bin/sh", "-c", "mkdir -p /workspace/.bulkhead 2>/dev/null; echo x > /workspace/.bulkhead/evil && echo wrote")
+	if r.code == 0 || strings.Contains(r.stdout, "wrote") {
+		t.Fatalf("write under .bulkhead allowed: %+v", r)
 	}
 	r = run(t, "", "exec", "alice", "--", "no-such-cmd")
 	if r.code != 127 || !strings.Contains(r.stderr, "command not found: no-such-cmd") {

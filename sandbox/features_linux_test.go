@@ -217,3 +217,18 @@ func TestConcurrentExecAndRateLimit(t *testing.T) {
 	time.Sleep(time.Second)
 	must(t, sh(t, sb, "true"), 0)
 }
+
+func TestCombinedOutput(t *testing.T) {
+	sb := startSandbox(t, "combined", nil)
+	var out bytes.Buffer
+	res, err := sb.Exec(context.Background(), sandbox.Command{
+		Args:   []string{"/bin/sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"},
+		Stdout: &out, Stderr: &out,
+	})
+	if err != nil || res.ExitCode != 0 {
+		t.Fatal(err, res)
+	}
+	if got := strings.ReplaceAll(out.String(), "\n", " "); got != "out1 err1 out2 err2 out3 err3 out4 err4 out5 err5 " {
+		t.Fatalf("combined output %q", got)
+	}
+}

@@ -233,7 +233,8 @@ func (s *initServer) serve(p *setupParams) {
 			closeFDs(fds)
 			continue // notifications from the host carry no meaning
 		}
-		if !s.rate.allow() {
+		// A kill is never refused: it is how the host ends a runaway command.
+		if m.Method != "kill" && !s.rate.allow() {
 			closeFDs(fds)
 			s.conn.send(&rpcMessage{ID: m.ID, Error: &rpcError{Code: codeRateLimited, Message: "rate limited", Data: &rpcErrEx{Kind: "rate_limited"}}}, nil)
 			continue
