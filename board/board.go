@@ -64,6 +64,7 @@ type Board struct {
 
 	mu     sync.Mutex
 	runner TicketRunner
+	last   *BeatStatus
 }
 
 // New returns a Board over ws.

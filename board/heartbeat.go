@@ -54,6 +54,26 @@ func (f RunnerFunc) RunTicket(ctx context.Context, req *RunRequest) (*RunResult,
 	return f(ctx, req)
 }
 
+// BeatStatus is the last heartbeat this process ran.
+type BeatStatus struct {
+	Holder   string     `json:"holder"`
+	Started  time.Time  `json:"started"`
+	Finished time.Time  `json:"finished"`
+	Report   BeatReport `json:"report"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// LastBeat returns the last heartbeat this Board ran, or nil.
+func (b *Board) LastBeat() *BeatStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last == nil {
+		return nil
+	}
+	c := *b.last
+	return &c
+}
+
 // BeatReport says what one heartbeat did.
 type BeatReport struct {
 	Claimed   int `json:"claimed"`
@@ -128,11 +148,18 @@ func (b *Board) Beat(ctx context.Context, holder string) (report BeatReport, err
 	finished := make(chan struct{}, 1024)
 	tried := map[string]bool{}
 	running := 0
+	started := b.opts.Now().UTC()
 	defer func() {
 		wg.Wait()
 		mu.Lock()
 		report = rep
 		mu.Unlock()
+		b.mu.Lock()
+		b.last = &BeatStatus{Holder: holder, Started: started, Finished: b.opts.Now().UTC(), Report: report}
+		if err != nil {
+			b.last.Error = safeError(err)
+		}
+		b.mu.Unlock()
 	}()
 	if b.getRunner() == nil {
 		return BeatReport{}, ErrNoRunner

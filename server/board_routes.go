@@ -62,6 +62,8 @@ type (
 		Concurrency int            `json:"concurrency"`
 		Running     int            `json:"running"`
 		Leases      []*board.Lease `json:"leases"`
+		// Last is the last heartbeat this server ran (nil before the first).
+		Last *board.BeatStatus `json:"last"`
 	}
 )
 
@@ -424,7 +426,7 @@ func (s *Server) heartbeatStatus(w http.ResponseWriter, r *http.Request) error {
 	if ls == nil {
 		ls = []*board.Lease{}
 	}
-	writeJSON(w, 200, HeartbeatStatus{Concurrency: b.Concurrency(), Running: b.Running(), Leases: ls})
+	writeJSON(w, 200, HeartbeatStatus{Concurrency: b.Concurrency(), Running: b.Running(), Leases: ls, Last: b.LastBeat()})
 	return nil
 }
 

@@ -148,7 +148,14 @@ func TestBoardAPI(t *testing.T) {
 		t.Fatalf("accept: %d %s", code, body)
 	}
 	var hb HeartbeatStatus
-	if code := f.do(t, f.admin, "GET", "/v1/heartbeat", "", &hb); code != 200 || len(hb.Leases) != 1 || !hb.Leases[0].Released {
+	if code := f.do(t, f.admin, "GET", "/v1/heartbeat", "", &hb); code != 200 || len(hb.Leases) != 1 || !hb.Leases[0].Released || hb.Last != nil {
+		t.Fatalf("heartbeat: %d %+v", code, hb)
+	}
+	var rep board.BeatReport
+	if code := f.do(t, f.admin, "POST", "/v1/heartbeat", "", &rep); code != 200 || rep.Claimed != 0 {
+		t.Fatalf("heartbeat now: %d %+v", code, rep)
+	}
+	if code := f.do(t, f.admin, "GET", "/v1/heartbeat", "", &hb); code != 200 || hb.Last == nil || hb.Last.Holder != "api heartbeat by admin" {
 		t.Fatalf("heartbeat: %d %+v", code, hb)
 	}
 	// The UI is served without a token; the API behind it is not.

@@ -161,6 +161,9 @@ async function heartbeatCard() {
   return el("div", { class: "card grow", id: "heartbeat" },
     el("h2", { text: "Heartbeat" }),
     el("p", { text: `Concurrency ${hb.concurrency}; ${hb.running} running in this server; ${live.length} live lease(s).` }),
+    el("p", { id: "last-beat", class: "muted", text: hb.last
+      ? `Last heartbeat ${new Date(hb.last.finished).toLocaleString()} by ${hb.last.holder}: ${hb.last.report.claimed} claimed, ${hb.last.report.succeeded} succeeded, ${hb.last.report.failed} failed` + (hb.last.error ? ` (${hb.last.error})` : "")
+      : "No heartbeat has run in this server yet." }),
     live.map((l) => el("p", { class: "muted", text: `${l.project}#${l.ticket}: run ${l.token} by ${l.holder}, lease until ${new Date(l.expires).toLocaleTimeString()}` })),
     el("button", { id: "run-heartbeat", class: "secondary", onclick: (ev) => act(async () => {
       ev.target.disabled = true;
