@@ -194,6 +194,33 @@ func (s *Server) Restart(tb testing.TB) {
 	}
 }
 
+// CPUTime returns the user+system CPU time the running server has used, from
+// /proc (Linux only). Benchmarks use it to compare work done, which a busy
+// shared machine distorts far less than wall time.
+func (s *Server) CPUTime() (time.Duration, error) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return 0, errors.New("minio is not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are the
+	// 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc stat: %q", rest)
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
 // Client returns a minio-go client for the server.
 func (s *Server) Client(tb testing.TB) *minio.Client {
 	tb.Helper()
