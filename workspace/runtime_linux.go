@@ -221,7 +221,17 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 	sbc := SandboxConfig(w, mp)
 	// Callers: the view is mounted allow_other for the sandbox's uid; no
 	// other host user may use it even if they find the mountpoint.
-	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{Policy: pol, Quota: q, Callers: []uint32{sbc.HostUID}, Logger: s.log.With("workspace", id)})
+	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{
+		Policy:  pol,
+		Quota:   q,
+		Callers: []uint32{sbc.HostUID},
+		// Keep kernel passthrough (native read/write speed) under the byte
+		// quota: growth through passthrough is counted when a file closes,
+		// so one open file may overshoot until closed, after which nothing
+		// opens for writing until space is freed.
+		LooseByteQuota: true,
+		Logger:         s.log.With("workspace", id),
+	})
 	if err != nil {
 		os.Remove(mp)
 		return nil, fmt.Errorf("sandbox %s: FUSE view: %w", id, err)
@@ -306,4 +316,24 @@ func (s *Service) forget(id string) {
 	s.rt.mu.Lock()
 	delete(s.rt.live, id)
 	s.rt.mu.Unlock()
+}
+
+// applyConfig makes a changed file policy take effect at once in a running
+// sandbox's view (the kernel's cached names are dropped).
+func (s *Service) applyConfig(w *Workspace) {
+	s.rt.mu.Lock()
+	l := s.rt.live[w.ID]
+	s.rt.mu.Unlock()
+	if l == nil {
+		return
+	}
+	pol, err := policyFor(&w.Config)
+	if err != nil {
+		return // Validate accepted the config, so this does not happen
+	}
+	l.mu.Lock()
+	if l.view != nil {
+		l.view.SetPolicy(pol)
+	}
+	l.mu.Unlock()
 }

@@ -87,6 +87,15 @@ func TestSandboxSeesPolicyView(t *testing.T) {
 		t.Fatalf("Tree wrote a read-only file: %v", err)
 	}
 
+	// A policy change reaches the running sandbox at once.
+	if _, err := s.Configure(ctx, "alice", nil, []string{`files.deny=["secrets/**","note.txt"]`}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = execOut(t, s, "alice", "sh", "-c", "echo ls: $(ls /workspace); cat /workspace/note.txt 2>&1")
+	if strings.Contains(out, "hello") || strings.Contains(strings.Split(out, "\n")[0], "note.txt") {
+		t.Fatalf("newly denied file still visible in the live sandbox: %q", out)
+	}
+
 	// Deleting the workspace stops its sandbox and unmounts its view.
 	if err := s.Delete(ctx, "alice"); err != nil {
 		t.Fatal(err)

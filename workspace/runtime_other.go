@@ -11,9 +11,10 @@ import (
 
 type runtimeState struct{}
 
-func (s *Service) cleanupStaleMounts() {}
-func (s *Service) stopAll() error      { return nil }
-func (s *Service) forget(string)       {}
+func (s *Service) cleanupStaleMounts()    {}
+func (s *Service) stopAll() error         { return nil }
+func (s *Service) forget(string)          {}
+func (s *Service) applyConfig(*Workspace) {}
 
 // StopSandbox is unsupported off Linux.
 func (s *Service) StopSandbox(string) error { return nil }

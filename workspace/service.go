@@ -173,6 +173,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 
 // Close closes every database and releases the state dir.
 func (s *Service) Close() error {
+	s.StopRuns() // agent runs are cancelled and recorded first (agent_run.go)
 	errs := []error{s.stopAll()}
 	if s.pool != nil {
 		errs = append(errs, s.pool.Shutdown())
@@ -487,6 +488,7 @@ func (s *Service) UpdateConfig(_ context.Context, id string, fn func(*Config) er
 	if err != nil {
 		return nil, err
 	}
+	s.applyConfig(w)
 	return w, nil
 }
 
