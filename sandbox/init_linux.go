@@ -77,10 +77,14 @@ func runInit() int {
 	}
 	// The init starts with the collector off (GOGC=off from the host: package
 	// initialisation and setup are short and allocate little), then runs
-	// long and mostly idle: collect once, hand the garbage back to the
-	// kernel, and keep the heap tight from here on.
-	debug.SetGCPercent(50)
-	debug.FreeOSMemory()
+	// long and mostly idle. Shortly after it is up (not in the way of the
+	// first command): start spare threads, collect once, hand the garbage
+	// back to the kernel, and keep the heap tight from then on.
+	time.AfterFunc(100*time.Millisecond, func() {
+		prewarmThreads(3)
+		debug.SetGCPercent(50)
+		debug.FreeOSMemory()
+	})
 	s.serve(&p)
 	return 0
 }
@@ -205,7 +209,6 @@ func checkIDMap(path string, want uint32) error {
 }
 
 func (s *initServer) serve(p *setupParams) {
-	prewarmThreads(3)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	go func() {
