@@ -94,7 +94,7 @@ func DefaultConfig() Config {
 			IdleTimeout: Duration(5 * time.Minute),
 			MaxTurns:    50,
 		},
-		Tools: ToolPolicy{Allow: []string{}, Deny: []string{}},
+		Tools:  ToolPolicy{Allow: []string{}, Deny: []string{}},
 		Files:  FilePolicy{Deny: []string{}, ReadOnly: []string{}},
 		Memory: memory.DefaultConfig(),
 	}
