@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/bulkhead-dev/bulkhead/memory"
+	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
 // Config is a workspace's configuration. Every field has a default
@@ -42,8 +43,7 @@ type ModelRef struct {
 
 // Limits bound what a workspace's sandbox and runs may use.
 type Limits struct {
-	Memory      ByteSize `json:"memory"`       // sandbox memory (cgroup memory.max)
-	Swap        ByteSize `json:"swap"`         // sandbox swap on top of memory
+	Memory      ByteSize `json:"memory"`       // sandbox memory (cgroup memory.max; sandboxes get no swap)
 	Pids        int      `json:"pids"`         // processes and threads in the sandbox
 	CPU         float64  `json:"cpu"`          // CPU cores' worth of quota
 	Disk        ByteSize `json:"disk"`         // bytes in the workspace's files
@@ -83,7 +83,6 @@ func DefaultConfig() Config {
 		Persona:   "developer",
 		Limits: Limits{
 			Memory:      512 << 20,
-			Swap:        0,
 			Pids:        256,
 			CPU:         1,
 			Disk:        2 << 30,
@@ -100,10 +99,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// Minimums below which a sandbox cannot usefully start.
+// Minimums below which a sandbox cannot start (its init needs them).
 const (
-	MinMemory  = 16 << 20
-	MinPids    = 8
+	MinMemory  = sandbox.MinMemoryBytes
+	MinPids    = sandbox.MinPids
 	MinTmp     = 1 << 20
 	MinDisk    = 1 << 20
 	MinInodes  = 16
@@ -169,9 +168,6 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	if l.Memory < MinMemory {
 		bad("limits.memory", "%s is below the minimum %s", l.Memory, ByteSize(MinMemory))
-	}
-	if l.Swap < 0 {
-		bad("limits.swap", "negative")
 	}
 	if l.Pids < MinPids || l.Pids > 1<<22 {
 		bad("limits.pids", "%d is outside %d..%d", l.Pids, MinPids, 1<<22)
