@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
@@ -127,4 +128,77 @@ func TestRunEndToEndInSandbox(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// Cancelling a run while its bash call sleeps kills the command in the
+// sandbox (only the init is left), records the run as cancelled and keeps
+// the transcript valid; a tool past its timeout is reported to the model.
+func TestCancelKillsSandboxedTool(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	testutil.RequireUserNS(t)
+	llm := llmtest.Start(t)
+	f := newAgentFixture(t, t.TempDir(), llm)
+	createAgentWorkspace(t, f.s, "alice")
+	ctx := context.Background()
+	if _, err := f.s.UpdateConfig(ctx, "alice", func(c *Config) error { c.Limits.ExecTimeout = Duration(2 * time.Second); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	llm.Push(llmtest.ToolCall("c1", "bash", `{"command":"sleep 60"}`), llmtest.Text("the command hung"))
+	run, err := f.s.StartRun(ctx, "alice", RunRequest{Message: "hang", Session: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := wait(t, f.s, "alice", run.ID); done.Status != RunSucceeded {
+		t.Fatalf("timed-out tool: %+v", done)
+	}
+	sess, _ := f.s.GetSession(ctx, "alice", SessionRef{Kind: KindSession, ID: "t"})
+	if res := sess.Transcript[2].Parts[0]; !res.IsError || !strings.Contains(res.Text, "timed out") {
+		t.Fatalf("tool result after the timeout: %+v", res)
+	}
+
+	if _, err := f.s.UpdateConfig(ctx, "alice", func(c *Config) error { c.Limits.ExecTimeout = Duration(time.Minute); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	llm.Push(llmtest.ToolCall("c2", "bash", `{"command":"sleep 60"}`))
+	run, err = f.s.StartRun(ctx, "alice", RunRequest{Message: "hang again", Session: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := f.s.Sandbox(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids, _ := sb.Processes()
+		if len(pids) > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sleep never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := f.s.CancelRun(ctx, "alice", run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if done := wait(t, f.s, "alice", run.ID); done.Status != RunCancelled {
+		t.Fatalf("cancelled run: %+v", done)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		pids, _ := sb.Processes()
+		if len(pids) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left in the sandbox after cancel: %v", pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sess, _ = f.s.GetSession(ctx, "alice", SessionRef{Kind: KindSession, ID: "t"})
+	if repaired := agent.RepairTranscript(sess.Transcript); len(repaired) != len(sess.Transcript) {
+		t.Fatalf("transcript after cancel is not valid: %d vs %d messages", len(sess.Transcript), len(repaired))
+	}
 }
