@@ -9,6 +9,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/board"
+	"github.com/bulkhead-dev/bulkhead/embed"
+	"github.com/bulkhead-dev/bulkhead/memory"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/workspace"
@@ -25,6 +27,11 @@ type ServeCmd struct {
 	MaxConcurrentRuns int `name:"max-concurrent-runs" default:"4" help:"Runs one workspace may have in progress."`
 	RunsPerMinute     int `name:"runs-per-minute" default:"60" help:"Runs one workspace may start per minute."`
 	TokensPerDay      int `name:"tokens-per-day" default:"0" help:"Model tokens one workspace may use per UTC day (0: no limit)."`
+
+	EmbedProvider   string `name:"embed-provider" enum:",openai,gemini,voyage,mistral" default:"" env:"BULKHEAD_EMBED_PROVIDER" help:"Embedding provider for memory search (openai also serves Ollama, vLLM, llama.cpp); empty: keyword-only. Key from <PROVIDER>_API_KEY."`
+	EmbedModel      string `name:"embed-model" env:"BULKHEAD_EMBED_MODEL" help:"Embedding model, e.g. text-embedding-3-small."`
+	EmbedBaseURL    string `name:"embed-base-url" env:"BULKHEAD_EMBED_BASE_URL" help:"Embedding API root (default: the provider's); a private address must also be in --egress-allow."`
+	EmbedDimensions int    `name:"embed-dimensions" env:"BULKHEAD_EMBED_DIMENSIONS" help:"Vector length, needed for models bulkhead does not know."`
 
 	Heartbeat         bool          `default:"true" negatable:"" help:"Run the ticket heartbeat inside the server (--no-heartbeat to leave it to cron)."`
 	HeartbeatInterval time.Duration `name:"heartbeat-interval" default:"1m" help:"Time between heartbeats."`
@@ -45,9 +52,14 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if err != nil {
 		return &UsageError{fmt.Errorf("--egress-allow: %w", err)}
 	}
+	embedder, err := c.embedder(guard, g)
+	if err != nil {
+		return err
+	}
 	b := board.For(svc, board.Options{Logger: g.Log})
 	svc.SetAgentOptions(workspace.AgentOptions{
 		Guard:    guard,
+		Embedder: embedder,
 		Personas: personaFiles(b),
 		Quotas:   workspace.Quotas{MaxConcurrentRuns: c.MaxConcurrentRuns, RunsPerMinute: c.RunsPerMinute, TokensPerDay: c.TokensPerDay},
 	})
@@ -73,6 +85,29 @@ func (c *ServeCmd) Run(g *Globals) error {
 	svc.StopRuns()
 	return err
 }
+
+// embedder builds the memory embedder from the flags (nil: keyword-only).
+// Every call goes through the SSRF guard.
+func (c *ServeCmd) embedder(guard *netguard.Guard, g *Globals) (memory.Embedder, error) {
+	if c.EmbedProvider == "" {
+		return nil, nil
+	}
+	if c.EmbedModel == "" {
+		return nil, &UsageError{fmt.Errorf("--embed-provider %s needs --embed-model", c.EmbedProvider)}
+	}
+	key, _ := embed.EnvKey(c.EmbedProvider)
+	e, err := embed.New(embed.Config{Provider: c.EmbedProvider, Model: c.EmbedModel, BaseURL: c.EmbedBaseURL, Dimensions: c.EmbedDimensions, APIKey: key, Logger: g.Log}, guard)
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("embedder: %w", err)}
+	}
+	return identified{e}, nil
+}
+
+// identified names an embedder's vectors "provider/model/dimensions", so
+// changing any of them re-embeds instead of mixing vector spaces.
+type identified struct{ embed.Embedder }
+
+func (e identified) Model() string { return embed.Identity(e.Embedder) }
 
 // personaFiles gives the agent runtime the board's personas.
 func personaFiles(b *board.Board) func(context.Context, string) ([]agent.BootstrapFile, error) {
