@@ -369,7 +369,13 @@ func TestQuotas(t *testing.T) {
 	if _, err := f.s.StartRun(ctx, "alice", RunRequest{Message: "two"}); !errors.As(err, &qe) || qe.Limit != "concurrent_runs" || qe.RetryAfter <= 0 {
 		t.Fatalf("second concurrent run: %v", err)
 	}
-	// Bob's quota is his own.
+	// Bob's quota is his own. (His reply is queued once alice's run holds
+	// the first one: the queue is shared.)
+	for deadline := time.Now().Add(10 * time.Second); llm.Pending() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("alice's run never called the model")
+		}
+	}
 	llm.Push(llmtest.Text("hi bob"))
 	rb, err := f.s.StartRun(ctx, "bob", RunRequest{Message: "bob"})
 	if err != nil {
