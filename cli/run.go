@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/agent"
+	"github.com/bulkhead-dev/bulkhead/board"
 	"github.com/bulkhead-dev/bulkhead/kv"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/server"
@@ -47,7 +48,7 @@ var (
 func (g *Globals) agentBackend(allow []string) (agentAPI, error) {
 	svc, err := g.Service()
 	if err == nil {
-		opts := workspace.AgentOptions{}
+		opts := workspace.AgentOptions{Personas: BoardPersonas(svc)}
 		if len(allow) > 0 {
 			guard, err := netguard.New(netguard.Config{Allow: allow})
 			if err != nil {
@@ -388,4 +389,24 @@ func (a *socketAPI) followOnce(ctx context.Context, ws, id string, after *uint64
 		return true, nil
 	}
 	return false, io.ErrUnexpectedEOF
+}
+
+// BoardPersonas is the workspace.AgentOptions.Personas seam filled from the
+// board's personas (built-in and added ones), in prompt order. A server
+// sets the same on its service.
+func BoardPersonas(svc *workspace.Service) func(ctx context.Context, name string) ([]agent.BootstrapFile, error) {
+	b := board.New(svc, board.Options{})
+	return func(_ context.Context, name string) ([]agent.BootstrapFile, error) {
+		p, err := b.Persona(name)
+		if err != nil {
+			return nil, err
+		}
+		var out []agent.BootstrapFile
+		for _, f := range board.PersonaFiles {
+			if c, ok := p.Files[f]; ok && strings.TrimSpace(c) != "" {
+				out = append(out, agent.BootstrapFile{Name: f, Content: c})
+			}
+		}
+		return out, nil
+	}
 }
