@@ -1,43 +1,67 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
 
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
-	"github.com/bulkhead-dev/bulkhead/sync/local"
 	"github.com/bulkhead-dev/bulkhead/sync/s3"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
-// RepoFlags say where a workspace's snapshot repository lives. Each
-// workspace has its own repository, <repo>/<workspace id>, keyed by a
-// subkey of the workspace's data key: deleting the workspace destroys the
-// key, and with it every way to read its snapshots.
-type RepoFlags struct {
+// StoreFlags say where snapshot repositories live. Each workspace has its
+// own repository, <repo>/<workspace id>, keyed by a subkey of the
+// workspace's data key: deleting the workspace destroys the key, and with it
+// every way to read its snapshots.
+type StoreFlags struct {
 	Repo        string `name:"repo" env:"BULKHEAD_SNAPSHOT_REPO" placeholder:"DIR|s3://BUCKET/PREFIX" help:"Where snapshot repositories live (default <state-dir>/snapshots)."`
 	S3Endpoint  string `name:"s3-endpoint" env:"BULKHEAD_S3_ENDPOINT" default:"s3.amazonaws.com" placeholder:"HOST[:PORT]" help:"S3 endpoint for s3:// repositories."`
 	S3Region    string `name:"s3-region" env:"BULKHEAD_S3_REGION,AWS_REGION" help:"S3 region."`
 	S3AccessKey string `name:"s3-access-key" env:"BULKHEAD_S3_ACCESS_KEY,AWS_ACCESS_KEY_ID" help:"S3 access key."`
 	S3SecretKey string `name:"s3-secret-key" env:"BULKHEAD_S3_SECRET_KEY,AWS_SECRET_ACCESS_KEY" help:"S3 secret key (prefer the environment variable)."`
 	S3Insecure  bool   `name:"s3-insecure" env:"BULKHEAD_S3_INSECURE" help:"Talk plain HTTP to the S3 endpoint."`
-	JSON        bool   `name:"json" help:"Print JSON; no progress output."`
 }
 
-// snapshotKeyPurpose names the data-key subkey snapshot repositories use.
-const snapshotKeyPurpose = "snapshots"
+// RepoFlags are StoreFlags plus the output mode of snapshot commands.
+type RepoFlags struct {
+	StoreFlags `embed:""`
+	JSON       bool `name:"json" help:"Print JSON; no progress output."`
+}
+
+// stores resolves the flags to a function opening one workspace's store.
+func (f *StoreFlags) stores(svc *workspace.Service) (workspace.SnapshotStores, error) {
+	if !strings.HasPrefix(f.Repo, "s3://") {
+		dir := f.Repo
+		if dir == "" {
+			dir = svc.DefaultSnapshotDir()
+		}
+		return workspace.LocalSnapshotStores(dir), nil
+	}
+	base, err := s3.ParseURL(f.Repo)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	base.Endpoint, base.Region, base.Insecure = f.S3Endpoint, f.S3Region, f.S3Insecure
+	base.AccessKey, base.SecretKey = f.S3AccessKey, f.S3SecretKey
+	return func(ctx context.Context, id string) (bsync.Store, error) {
+		if err := workspace.ValidateID(id); err != nil {
+			return nil, err
+		}
+		cfg := base
+		cfg.Prefix = path.Join(base.Prefix, id)
+		return s3.Open(ctx, cfg)
+	}, nil
+}
 
 // openRepo opens workspace id's repository, creating it when create is set.
 func (f *RepoFlags) openRepo(g *Globals, id string, create bool) (*bsync.Repository, error) {
@@ -48,39 +72,11 @@ func (f *RepoFlags) openRepo(g *Globals, id string, create bool) (*bsync.Reposit
 	if err != nil {
 		return nil, err
 	}
-	if _, err := svc.Get(g.Context(), id); err != nil {
-		return nil, err
-	}
-	dk, err := svc.DataKey(g.Context(), id)
+	stores, err := f.stores(svc)
 	if err != nil {
 		return nil, err
 	}
-	var store bsync.Store
-	if strings.HasPrefix(f.Repo, "s3://") {
-		cfg, err := s3.ParseURL(f.Repo)
-		if err != nil {
-			return nil, &UsageError{err}
-		}
-		cfg.Prefix = path.Join(cfg.Prefix, id)
-		cfg.Endpoint, cfg.Region, cfg.Insecure = f.S3Endpoint, f.S3Region, f.S3Insecure
-		cfg.AccessKey, cfg.SecretKey = f.S3AccessKey, f.S3SecretKey
-		if store, err = s3.Open(g.Context(), cfg); err != nil {
-			return nil, err
-		}
-	} else {
-		dir := f.Repo
-		if dir == "" {
-			dir = filepath.Join(svc.StateDir(), "snapshots")
-		}
-		if store, err = local.Open(filepath.Join(dir, id)); err != nil {
-			return nil, err
-		}
-	}
-	opts := bsync.Options{Logger: g.Log.With("workspace", id)}
-	repo, err := bsync.Open(g.Context(), store, dk.Subkey(snapshotKeyPurpose), opts)
-	if errors.Is(err, bsync.ErrNoRepository) && create {
-		return bsync.Init(g.Context(), store, dk.Subkey(snapshotKeyPurpose), opts)
-	}
+	repo, err := svc.SnapshotRepo(g.Context(), stores, id, create)
 	if errors.Is(err, bsync.ErrNoRepository) {
 		return nil, fmt.Errorf("workspace %s has no snapshots yet (run 'bulkhead backup %s')", id, id)
 	}
@@ -142,30 +138,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 		return err
 	}
 	svc, _ := g.Service()
-	w, err := svc.Get(g.Context(), c.ID)
-	if err != nil {
-		return err
-	}
-	cfg, err := json.Marshal(w.Config)
-	if err != nil {
-		return err
-	}
-	db, release, err := svc.DB(g.Context(), c.ID)
-	if err != nil {
-		return err
-	}
-	defer release()
-	// The state database streams its backup while the files are captured.
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := db.Backup(pw, 0)
-		pw.CloseWithError(err)
-	}()
-	host, _ := os.Hostname()
-	snap, err := repo.Backup(g.Context(), svc.FilesDir(c.ID), bsync.BackupOptions{
-		State: pr, Config: cfg, Host: host, Tags: c.Tag, Progress: c.progress(g),
-	})
-	pr.CloseWithError(errors.New("backup ended"))
+	snap, err := svc.Backup(g.Context(), repo, c.ID, workspace.BackupOptions{Tags: c.Tag, Progress: c.progress(g)})
 	if err != nil {
 		return err
 	}
@@ -245,59 +218,7 @@ func (c *RestoreCmd) Run(g *Globals) error {
 		return err
 	}
 	svc, _ := g.Service()
-	target := c.ID
-	if c.To != "" {
-		cfg := workspace.DefaultConfig()
-		if len(snap.Config) > 0 {
-			if err := json.Unmarshal(snap.Config, &cfg); err != nil {
-				return fmt.Errorf("snapshot %s config: %w", snap.ID, err)
-			}
-		}
-		if _, err := svc.Create(g.Context(), c.To, &cfg); err != nil {
-			return err
-		}
-		target = c.To
-	}
-	w, err := svc.Get(g.Context(), target)
-	if err != nil {
-		return err
-	}
-	opts := bsync.RestoreOptions{Delete: true, Progress: c.progress(g)}
-	if os.Geteuid() == 0 {
-		opts.Owner = &bsync.Owner{UID: int(w.HostUID), GID: int(w.HostGID)}
-	}
-	db, release, err := svc.DB(g.Context(), target)
-	if err != nil {
-		return err
-	}
-	defer release()
-	var loaded chan error
-	var pw *io.PipeWriter
-	if snap.State != nil {
-		if err := db.DropAll(); err != nil {
-			return fmt.Errorf("clear state of %s: %w", target, err)
-		}
-		var pr *io.PipeReader
-		pr, pw = io.Pipe()
-		loaded = make(chan error, 1)
-		go func() {
-			err := db.Load(pr, 256)
-			pr.CloseWithError(err)
-			loaded <- err
-		}()
-		opts.State = pw
-	}
-	err = repo.Restore(g.Context(), snap, svc.FilesDir(target), opts)
-	if pw != nil {
-		pw.CloseWithError(err)
-		if lerr := <-loaded; err == nil && lerr != nil {
-			err = fmt.Errorf("load state into %s: %w", target, lerr)
-		}
-	}
-	if err == nil && c.To != "" && snap.State != nil {
-		// The loaded state names the source workspace; the fork is its own.
-		err = db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("meta/workspace"), []byte(target)) })
-	}
+	target, err := svc.Restore(g.Context(), repo, c.ID, snap, workspace.RestoreOptions{To: c.To, Progress: c.progress(g)})
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// ShutdownGrace is how long in-flight requests and runs may take to
 	// finish after shutdown begins (default 30 s).
 	ShutdownGrace time.Duration
+	// Snapshots opens workspaces' snapshot repositories (default: local
+	// directories under <state>/snapshots).
+	Snapshots workspace.SnapshotStores
 }
 
 // Server is the HTTP API over one workspace.Service.
