@@ -135,69 +135,75 @@ func BenchmarkAgentConcurrent(b *testing.B) {
 			createAgentWorkspace(b, s, ids[i])
 		}
 		b.Logf("created %d workspaces in %s", n, time.Since(tCreate).Round(time.Millisecond))
-		runtime.GC()
-		base := rssBytes(b)
-		var peak atomic.Int64
-		peak.Store(int64(base))
-		stop := make(chan struct{})
-		sampled := make(chan struct{})
-		var sbMem atomic.Uint64
-		go func() {
-			defer close(sampled)
-			t := time.NewTicker(5 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if r := int64(rssBytes(b)); r > peak.Load() {
-						peak.Store(r)
-					}
-				}
-			}
-		}()
-		var errs atomic.Int64
-		var wg gosync.WaitGroup
-		lat := make([]time.Duration, n)
-		start := time.Now()
-		for i, id := range ids {
-			wg.Add(1)
+		round := func(label string) {
+			runtime.GC()
+			base := rssBytes(b)
+			var peak atomic.Int64
+			peak.Store(int64(base))
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			var sbMem atomic.Uint64
 			go func() {
-				defer wg.Done()
-				t0 := time.Now()
-				run, err := s.StartRun(ctx, id, RunRequest{Message: "write hi to out.txt"})
-				if err == nil {
-					run, err = s.WaitRun(ctx, id, run.ID)
-				}
-				if err != nil || run.Status != RunSucceeded {
-					errs.Add(1)
-					if err == nil {
-						b.Logf("run in %s: %s %s", id, run.Status, run.Error)
-					} else {
-						b.Logf("run in %s: %v", id, err)
+				defer close(sampled)
+				t := time.NewTicker(5 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						if r := int64(rssBytes(b)); r > peak.Load() {
+							peak.Store(r)
+						}
 					}
-				}
-				lat[i] = time.Since(t0)
-				if sb, err := s.Sandbox(ctx, id); err == nil {
-					sbMem.Add(sb.MemoryUsage())
 				}
 			}()
+			var errs atomic.Int64
+			var wg gosync.WaitGroup
+			lat := make([]time.Duration, n)
+			start := time.Now()
+			for i, id := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					t0 := time.Now()
+					run, err := s.StartRun(ctx, id, RunRequest{Message: "write hi to out.txt"})
+					if err == nil {
+						run, err = s.WaitRun(ctx, id, run.ID)
+					}
+					if err != nil || run.Status != RunSucceeded {
+						errs.Add(1)
+						if err == nil {
+							b.Logf("run in %s: %s %s", id, run.Status, run.Error)
+						} else {
+							b.Logf("run in %s: %v", id, err)
+						}
+					}
+					lat[i] = time.Since(t0)
+					if sb, err := s.Sandbox(ctx, id); err == nil {
+						sbMem.Add(sb.MemoryUsage())
+					}
+				}()
+			}
+			wg.Wait()
+			wall := time.Since(start)
+			close(stop)
+			<-sampled
+			perRun := (float64(peak.Load()) - base) / float64(n)
+			b.ReportMetric(float64(n)/wall.Seconds(), label+"-runs/s")
+			b.ReportMetric(float64(errs.Load()), label+"-errors")
+			b.ReportMetric(perRun/(1<<20), label+"-host-MiB/run")
+			b.ReportMetric(float64(durQuantile(lat, 0.5).Milliseconds()), label+"-p50-ms")
+			b.Logf("%s: %d concurrent runs in %d workspaces: wall %s, %.1f runs/s, %d errors, p50 %s p99 %s; host RSS base %.0f MiB peak %.0f MiB → %.2f MiB per concurrent run (peer ~170 MB per run: %.0fx less); sandboxes' own cgroup memory %.1f MiB total, %.2f MiB each",
+				label, n, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), errs.Load(),
+				durQuantile(lat, 0.5).Round(time.Millisecond), durQuantile(lat, 0.99).Round(time.Millisecond),
+				base/(1<<20), float64(peak.Load())/(1<<20), perRun/(1<<20), peerRunBytes/perRun,
+				float64(sbMem.Load())/(1<<20), float64(sbMem.Load())/float64(n)/(1<<20))
 		}
-		wg.Wait()
-		wall := time.Since(start)
-		close(stop)
-		<-sampled
-		perRun := (float64(peak.Load()) - base) / float64(n)
-		b.ReportMetric(float64(n)/wall.Seconds(), "runs/s")
-		b.ReportMetric(float64(errs.Load()), "errors")
-		b.ReportMetric(perRun/(1<<20), "host-MiB/run")
-		b.ReportMetric(float64(durQuantile(lat, 0.5).Milliseconds()), "p50-ms")
-		b.Logf("%d concurrent runs in %d workspaces: wall %s, %.1f runs/s, %d errors, p50 %s p99 %s; host RSS base %.0f MiB peak %.0f MiB → %.2f MiB per concurrent run (peer ~170 MB per run: %.0fx less); sandboxes' own cgroup memory %.1f MiB total, %.2f MiB each",
-			n, n, wall.Round(time.Millisecond), float64(n)/wall.Seconds(), errs.Load(),
-			durQuantile(lat, 0.5).Round(time.Millisecond), durQuantile(lat, 0.99).Round(time.Millisecond),
-			base/(1<<20), float64(peak.Load())/(1<<20), perRun/(1<<20), peerRunBytes/perRun,
-			float64(sbMem.Load())/(1<<20), float64(sbMem.Load())/float64(n)/(1<<20))
+		// Cold: every run starts its workspace's sandbox and FUSE view.
+		// Warm: the same again with the sandboxes running.
+		round("cold")
+		round("warm")
 		tClose := time.Now()
 		s.StopRuns()
 		// Stop the sandboxes in parallel: each unmount of a FUSE view can
