@@ -35,12 +35,17 @@ func openMemory(g *Globals, id string) (*memory.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	w, err := svc.Get(g.Context(), id)
+	if err != nil {
+		return nil, nil, err
+	}
 	db, release, err := svc.DB(g.Context(), id)
 	if err != nil {
 		return nil, nil, err
 	}
 	st, err := memory.Open(g.Context(), memory.Options{
 		DB: db, IndexDir: filepath.Join(svc.IndexDir(id), "memory"),
+		Config: w.Config.Memory, // the workspace's own search settings
 		Logger: g.Log.With("workspace", id),
 	})
 	if err != nil {
