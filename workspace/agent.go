@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -69,6 +70,7 @@ type agentState struct {
 	mu        gosync.Mutex
 	opts      AgentOptions
 	guard     *netguard.Guard
+	client    *http.Client           // from guard, shared by every run (one connection pool)
 	runs      map[string]*liveRun    // by workspace + "/" + run id
 	starts    map[string][]time.Time // recent run starts by workspace
 	recovered map[string]bool
@@ -95,7 +97,7 @@ func (s *Service) SetAgentOptions(o AgentOptions) {
 	defer s.ag.mu.Unlock()
 	s.ag.init()
 	s.ag.opts = o
-	s.ag.guard = o.Guard
+	s.ag.guard, s.ag.client = o.Guard, nil
 }
 
 func (a *agentState) options() (AgentOptions, *netguard.Guard, error) {
@@ -109,7 +111,19 @@ func (a *agentState) options() (AgentOptions, *netguard.Guard, error) {
 		}
 		a.guard = g
 	}
+	if a.client == nil {
+		a.client = a.guard.Client()
+	}
 	return a.opts, a.guard, nil
+}
+
+// httpClient is the guarded client every provider adapter gets: one
+// transport, so model calls reuse connections instead of each run
+// opening (and leaving idle) its own.
+func (a *agentState) httpClient() *http.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.client
 }
 
 func (a *agentState) recoverOnce(ws string, fn func() error) error {
@@ -292,7 +306,7 @@ func (s *Service) chainFor(ctx context.Context, w *Workspace, model string) (*ag
 		if err := guard.CheckURL(endpoint); err != nil {
 			return nil, fmt.Errorf("provider %s endpoint: %w", ref.Provider, err)
 		}
-		prov, err := agent.NewProvider(ref.Provider, base, guard.Client())
+		prov, err := agent.NewProvider(ref.Provider, base, s.ag.httpClient())
 		if err != nil {
 			return nil, err
 		}
