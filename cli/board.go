@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/board"
 	"github.com/bulkhead-dev/bulkhead/kv"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -439,7 +441,11 @@ func (c *HeartbeatCmd) Run(g *Globals) error {
 		return err
 	}
 	b := board.For(svc, board.Options{Logger: g.Log, Concurrency: c.Concurrency, LeaseTTL: c.LeaseTTL})
-	b.SetRunner(EnvTicketRunner())
+	guard, err := netguard.New(netguard.Config{Allow: egressAllowFromEnv(), Logger: g.Log})
+	if err != nil {
+		return &UsageError{fmt.Errorf("%s: %w", egressAllowEnv, err)}
+	}
+	b.SetRunner(EnvTicketRunner(svc, guard))
 	holder := c.Holder
 	if holder == "" {
 		host, _ := os.Hostname()
@@ -456,17 +462,23 @@ func (c *HeartbeatCmd) Run(g *Globals) error {
 
 // EnvTicketRunner runs tickets with each project's configured provider and
 // model, keys from the environment (<PROVIDER>_API_KEY…) and the API root
-// from <PROVIDER>_BASE_URL when set. It gives the agent the ticket tools;
-// the sandbox tools come with the agent wiring.
-func EnvTicketRunner() board.TicketRunner {
+// from <PROVIDER>_BASE_URL when set, through the SSRF guard. Besides the
+// ticket tools the agent gets bash in the project's sandbox and the file
+// tools over its files, under the workspace's path policy and quota.
+func EnvTicketRunner(svc *workspace.Service, guard *netguard.Guard) board.TicketRunner {
 	return board.RunnerFunc(func(ctx context.Context, req *board.RunRequest) (*board.RunResult, error) {
 		p := req.Project
 		base := os.Getenv(agent.EnvPrefix(p.Provider) + "_BASE_URL")
+		if base != "" {
+			if err := guard.CheckURL(base); err != nil {
+				return nil, fmt.Errorf("provider %s endpoint: %w", p.Provider, err)
+			}
+		}
 		var prov agent.Provider
 		if p.Provider == "anthropic" {
-			prov = agent.NewAnthropic(agent.AnthropicConfig{BaseURL: base})
+			prov = agent.NewAnthropic(agent.AnthropicConfig{BaseURL: base, HTTPClient: guard.Client()})
 		} else {
-			prov = agent.NewOpenAI(agent.OpenAIConfig{Name: p.Provider, BaseURL: base})
+			prov = agent.NewOpenAI(agent.OpenAIConfig{Name: p.Provider, BaseURL: base, HTTPClient: guard.Client()})
 		}
 		keys := agent.KeysFromEnv(p.Provider, os.Environ())
 		if len(keys) == 0 {
@@ -479,8 +491,34 @@ func EnvTicketRunner() board.TicketRunner {
 		if err != nil {
 			return nil, err
 		}
-		return (&board.ModelRunner{Model: chain}).RunTicket(ctx, req)
+		w, err := svc.Get(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		tree, err := svc.Files(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		defer tree.Close()
+		runner := &board.ModelRunner{Model: chain, SandboxTools: func(context.Context, *board.RunRequest) ([]agent.Tool, error) {
+			tools := agent.FileTools(tree, agent.FileToolLimits{})
+			tools = append(tools, agent.BashTool(svc.ToolExecutor(p.ID), time.Duration(w.Config.Limits.ExecTimeout), 0))
+			return filterTools(w.Config.Tools, tools), nil
+		}}
+		return runner.RunTicket(ctx, req)
 	})
+}
+
+// filterTools applies a workspace's tool policy (empty allow = all; deny wins).
+func filterTools(p workspace.ToolPolicy, tools []agent.Tool) []agent.Tool {
+	out := tools[:0]
+	for _, t := range tools {
+		if slices.Contains(p.Deny, t.Name()) || (len(p.Allow) > 0 && !slices.Contains(p.Allow, t.Name())) {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // author is who a human action is recorded as: the flag, else $USER.
@@ -498,10 +536,24 @@ func author(flag string) string {
 // `bulkhead serve` until ctx ends. It uses the node's shared Board (the one
 // the server's routes use), giving it EnvTicketRunner unless a runner is
 // already set.
-func StartHeartbeat(ctx context.Context, g *Globals, svc *workspace.Service, interval time.Duration) *board.Board {
+func StartHeartbeat(ctx context.Context, g *Globals, svc *workspace.Service, guard *netguard.Guard, interval time.Duration) *board.Board {
 	b := board.For(svc, board.Options{Logger: g.Log})
-	b.SetRunnerIfUnset(EnvTicketRunner())
+	b.SetRunnerIfUnset(EnvTicketRunner(svc, guard))
 	host, _ := os.Hostname()
 	go b.Serve(ctx, interval, fmt.Sprintf("serve %s/%d", host, os.Getpid()))
 	return b
+}
+
+const egressAllowEnv = "BULKHEAD_EGRESS_ALLOW"
+
+// egressAllowFromEnv reads the operator's egress allowlist (comma-separated),
+// the same variable `serve --egress-allow` reads.
+func egressAllowFromEnv() []string {
+	var out []string
+	for _, v := range strings.Split(os.Getenv(egressAllowEnv), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

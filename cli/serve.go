@@ -75,7 +75,7 @@ func (c *ServeCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.Stdout, "admin token (shown once; also saved 0600 in %s):\n%s\n", filepath.Join(g.StateDir, server.AdminTokenFile), secret)
 	}
 	if c.Heartbeat {
-		StartHeartbeat(g.Context(), g, svc, c.HeartbeatInterval)
+		StartHeartbeat(g.Context(), g, svc, guard, c.HeartbeatInterval)
 	}
 	err = srv.Serve(g.Context(), c.Listen, func(a net.Addr) {
 		fmt.Fprintf(g.Stderr, "bulkhead serving on http://%s (socket %s)\n", a, filepath.Join(g.StateDir, server.SocketName))
