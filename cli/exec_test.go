@@ -46,12 +46,13 @@ func TestExecCommand(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "not found") {
 		t.Fatalf("unknown workspace: %+v", r)
 	}
-	if r := run(t, "", "workspace", "config", "alice", "limits.memory=20MiB"); r.code != 0 {
-		t.Fatalf("config: %+v", r)
-	}
-	r = run(t, "", "exec", "alice", "--", "/bin/true")
-	if r.code != 1 || !strings.Contains(r.stderr, "limit below what a sandbox can start with") {
+	// A limit below what a sandbox can start with is refused when it is
+	// set, with the minimum named, rather than at the next exec.
+	if r := run(t, "", "workspace", "config", "alice", "limits.memory=20MiB"); r.code == 0 || !strings.Contains(r.stderr, "below the minimum 32MiB") {
 		t.Fatalf("limit too low: %+v", r)
+	}
+	if r := run(t, "", "exec", "alice", "--", "/bin/true"); r.code != 0 {
+		t.Fatalf("exec after a refused config change: %+v", r)
 	}
 	r = run(t, "", "sandbox", "doctor")
 	if r.code != 0 || !strings.Contains(r.stdout, "ok  sandbox") {
