@@ -83,7 +83,8 @@ type BackupOptions struct {
 }
 
 // Backup snapshots workspace id's files, state database and config into
-// repo.
+// repo. The workspace's live sandbox, if any, is frozen while its files are
+// captured, so no file is read half-written by it.
 func (s *Service) Backup(ctx context.Context, repo *bsync.Repository, id string, opts BackupOptions) (*bsync.Snapshot, error) {
 	w, err := s.Get(ctx, id)
 	if err != nil {
@@ -101,6 +102,11 @@ func (s *Service) Backup(ctx context.Context, repo *bsync.Repository, id string,
 	if opts.Host == "" {
 		opts.Host, _ = os.Hostname()
 	}
+	thaw, err := s.freezeForSnapshot(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", id, err)
+	}
+	defer thaw()
 	// The state database streams its backup while the files are captured.
 	pr, pw := io.Pipe()
 	go func() {
@@ -167,6 +173,13 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 	w, err := s.Get(ctx, target)
 	if err != nil {
 		return "", err
+	}
+	if target == id {
+		release, err := s.stopForRestore(id)
+		if err != nil {
+			return "", fmt.Errorf("restore %s: %w", id, err)
+		}
+		defer release()
 	}
 	ropts := bsync.RestoreOptions{Delete: true, Progress: opts.Progress}
 	if os.Geteuid() == 0 {
