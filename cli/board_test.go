@@ -91,6 +91,7 @@ func TestBoardCommands(t *testing.T) {
 		llmtest.Text("done"),
 	)
 	t.Setenv("ANTHROPIC_BASE_URL", srv.URL)
+	t.Setenv("BULKHEAD_EGRESS_ALLOW", strings.TrimPrefix(srv.URL, "http://")) // the operator lets the host reach the loopback model
 	t.Setenv("ANTHROPIC_API_KEY", llmtest.Key)
 	if r := run(t, "", "heartbeat", "--once"); r.code != 0 || !strings.Contains(r.stdout, "1 claimed, 1 succeeded") {
 		t.Fatalf("heartbeat: %+v", r)

@@ -304,10 +304,18 @@ func (s *Service) stopAll() error {
 		ids = append(ids, id)
 	}
 	s.rt.mu.Unlock()
-	var errs []error
-	for _, id := range ids {
-		errs = append(errs, s.StopSandbox(id))
+	// In parallel: unmounting a view can take a while, and views do not
+	// wait on each other.
+	errs := make([]error, len(ids))
+	var wg gosync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.StopSandbox(id)
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
