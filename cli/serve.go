@@ -1,18 +1,16 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"path/filepath"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/agent"
-	"github.com/bulkhead-dev/bulkhead/board"
 	"github.com/bulkhead-dev/bulkhead/embed"
 	"github.com/bulkhead-dev/bulkhead/memory"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/server"
+	bsync "github.com/bulkhead-dev/bulkhead/sync"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -35,6 +33,13 @@ type ServeCmd struct {
 
 	Heartbeat         bool          `default:"true" negatable:"" help:"Run the ticket heartbeat inside the server (--no-heartbeat to leave it to cron)."`
 	HeartbeatInterval time.Duration `name:"heartbeat-interval" default:"1m" help:"Time between heartbeats."`
+
+	StoreFlags       `embed:""`
+	SnapshotEvery    time.Duration `name:"snapshot-every" default:"0" help:"Snapshot every workspace this often, then prune its repository (0: off)."`
+	SnapshotKeepLast int           `name:"snapshot-keep-last" help:"Scheduled prune: keep the N newest snapshots."`
+	SnapshotHourly   int           `name:"snapshot-keep-hourly" default:"24" help:"Scheduled prune: keep one snapshot for each of the last N hours."`
+	SnapshotDaily    int           `name:"snapshot-keep-daily" default:"7" help:"Scheduled prune: keep one snapshot for each of the last N days."`
+	SnapshotWeekly   int           `name:"snapshot-keep-weekly" default:"4" help:"Scheduled prune: keep one snapshot for each of the last N weeks."`
 }
 
 // Run serves until SIGINT or SIGTERM.
@@ -56,14 +61,17 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	b := board.For(svc, board.Options{Logger: g.Log})
 	svc.SetAgentOptions(workspace.AgentOptions{
 		Guard:    guard,
 		Embedder: embedder,
-		Personas: personaFiles(b),
+		Personas: BoardPersonas(svc),
 		Quotas:   workspace.Quotas{MaxConcurrentRuns: c.MaxConcurrentRuns, RunsPerMinute: c.RunsPerMinute, TokensPerDay: c.TokensPerDay},
 	})
-	srv, err := server.New(server.Options{Service: svc, Logger: g.Log, MaxBody: c.MaxBody, ShutdownGrace: c.ShutdownGrace})
+	stores, err := c.stores(svc)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Options{Service: svc, Logger: g.Log, MaxBody: c.MaxBody, ShutdownGrace: c.ShutdownGrace, Snapshots: stores})
 	if err != nil {
 		return err
 	}
@@ -76,6 +84,10 @@ func (c *ServeCmd) Run(g *Globals) error {
 	}
 	if c.Heartbeat {
 		StartHeartbeat(g.Context(), g, svc, guard, c.HeartbeatInterval)
+	}
+	if c.SnapshotEvery > 0 {
+		keep := bsync.Retention{Last: c.SnapshotKeepLast, Hourly: c.SnapshotHourly, Daily: c.SnapshotDaily, Weekly: c.SnapshotWeekly}
+		go svc.ScheduleSnapshots(g.Context(), stores, c.SnapshotEvery, keep)
 	}
 	err = srv.Serve(g.Context(), c.Listen, func(a net.Addr) {
 		fmt.Fprintf(g.Stderr, "bulkhead serving on http://%s (socket %s)\n", a, filepath.Join(g.StateDir, server.SocketName))
@@ -109,22 +121,6 @@ type identified struct{ embed.Embedder }
 
 func (e identified) Model() string { return embed.Identity(e.Embedder) }
 
-// personaFiles gives the agent runtime the board's personas.
-func personaFiles(b *board.Board) func(context.Context, string) ([]agent.BootstrapFile, error) {
-	return func(_ context.Context, name string) ([]agent.BootstrapFile, error) {
-		p, err := b.Persona(name)
-		if err != nil {
-			return nil, err
-		}
-		var out []agent.BootstrapFile
-		for _, f := range board.PersonaFiles {
-			if content, ok := p.Files[f]; ok {
-				out = append(out, agent.BootstrapFile{Name: f, Content: content})
-			}
-		}
-		return out, nil
-	}
-}
 
 // TokenCmd groups API token commands.
 type TokenCmd struct {
