@@ -121,7 +121,6 @@ type identified struct{ embed.Embedder }
 
 func (e identified) Model() string { return embed.Identity(e.Embedder) }
 
-
 // TokenCmd groups API token commands.
 type TokenCmd struct {
 	Create TokenCreateCmd `cmd:"" help:"Create an API token for one workspace (or --admin). The secret is printed once."`
