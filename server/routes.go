@@ -93,7 +93,7 @@ func (s *Server) routeTable() []route {
 		{method: "DELETE", pattern: "/v1/tokens/{id}", scope: scopeAdmin, summary: "Revoke a token", status: 204, h: s.revokeToken},
 
 		{method: "POST", pattern: "/v1/admin/rotate-passphrase", scope: scopeSocket, summary: "Rewrap every data key under a new passphrase (local socket only)", req: RotateRequest{}, resp: RotateResponse{}, h: s.rotate},
-	}, append(append(s.boardRoutes(), s.runRoutes()...), s.snapshotRoutes()...)...)
+	}, append(append(append(s.boardRoutes(), s.runRoutes()...), s.snapshotRoutes()...), s.memoryRoutes()...)...)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

@@ -182,13 +182,17 @@ func (s *Service) sharedMemory(ctx context.Context, ws string) (*memory.Store, f
 	defer s.ag.mu.Unlock()
 	e := s.ag.mems[ws]
 	if e == nil {
+		w, err := s.Get(ctx, ws)
+		if err != nil {
+			return nil, nil, err
+		}
 		// The store keeps its own reference to the database.
 		db, release, err := s.DB(ctx, ws)
 		if err != nil {
 			return nil, nil, err
 		}
 		st, err := memory.Open(ctx, memory.Options{DB: db, IndexDir: filepath.Join(s.IndexDir(ws), "memory"),
-			Embedder: opts.Embedder, Logger: s.log.With("workspace", ws)})
+			Embedder: opts.Embedder, Config: w.Config.Memory, Logger: s.log.With("workspace", ws)})
 		if err != nil {
 			release()
 			return nil, nil, fmt.Errorf("open memory of %s: %w", ws, err)
