@@ -133,7 +133,11 @@ type RestoreOptions struct {
 	// one after the source was deleted. Needed only when the target differs
 	// from the source or its key.
 	SourceKey *credentials.DataKey
-	Progress  bsync.ProgressFunc
+	// DropCredentials, for a fork without SourceKey (the source is gone
+	// and only its snapshot key was kept), removes the snapshot's sealed
+	// credentials, which nothing can open any more.
+	DropCredentials bool
+	Progress        bsync.ProgressFunc
 }
 
 // Restore writes snap, a snapshot of workspace id from repo, back into id or
@@ -165,7 +169,7 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 		}()
 	}
 	src := opts.SourceKey
-	if src == nil && target != id {
+	if src == nil && target != id && !opts.DropCredentials {
 		if src, err = s.DataKey(ctx, id); err != nil {
 			return "", fmt.Errorf("key of %s: %w", id, err)
 		}
@@ -227,7 +231,7 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 			return "", fmt.Errorf("restore %s into %s: keep policy state: %w", snap.ID, target, err)
 		}
 	}
-	if snap.State != nil && src != nil {
+	if snap.State != nil && target != id {
 		// The loaded state names the source workspace, and its credentials
 		// are sealed to the source's id and key; the target is its own.
 		dst, err := s.DataKey(ctx, target)
@@ -242,12 +246,17 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 }
 
 // reseal rewrites every credential of db, sealed under (fromID, from), under
-// (toID, to), and records toID as the database's workspace.
+// (toID, to), and records toID as the database's workspace. With from nil
+// the credentials are removed instead.
 func reseal(db *badger.DB, fromID string, from *credentials.DataKey, toID string, to *credentials.DataKey) error {
 	return kv.UpdateSync(db, func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixCred), PrefetchValues: true})
 		var out []kvPair
 		for it.Rewind(); it.Valid(); it.Next() {
+			if from == nil {
+				out = append(out, kvPair{k: it.Item().KeyCopy(nil)})
+				continue
+			}
 			var r credRecord
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
 				it.Close()
@@ -269,7 +278,13 @@ func reseal(db *badger.DB, fromID string, from *credentials.DataKey, toID string
 		}
 		it.Close()
 		for _, p := range out {
-			if err := txn.Set(p.k, p.v); err != nil {
+			var err error
+			if p.v == nil {
+				err = txn.Delete(p.k)
+			} else {
+				err = txn.Set(p.k, p.v)
+			}
+			if err != nil {
 				return err
 			}
 		}
