@@ -16,10 +16,11 @@ import (
 
 // CredsCmd groups the credential commands.
 type CredsCmd struct {
-	Set              CredsSetCmd    `cmd:"" help:"Seal and store a credential; the value is read from stdin or --from-file, never from the command line."`
-	List             CredsListCmd   `cmd:"" aliases:"ls" help:"List credential names and dates (never values)."`
-	Rm               CredsRmCmd     `cmd:"" aliases:"delete" help:"Delete a credential."`
-	RotatePassphrase CredsRotateCmd `cmd:"" name:"rotate-passphrase" help:"Rewrap every workspace's data key under a new passphrase (read from BULKHEAD_NEW_CREDENTIAL_KEY or stdin)."`
+	Set              CredsSetCmd       `cmd:"" help:"Seal and store a credential; the value is read from stdin or --from-file, never from the command line."`
+	List             CredsListCmd      `cmd:"" aliases:"ls" help:"List credential names and dates (never values)."`
+	Rm               CredsRmCmd        `cmd:"" aliases:"delete" help:"Delete a credential."`
+	RotatePassphrase CredsRotateCmd    `cmd:"" name:"rotate-passphrase" help:"Rewrap every workspace's data key under a new passphrase (read from BULKHEAD_NEW_CREDENTIAL_KEY or stdin)."`
+	ExportKey        CredsExportKeyCmd `cmd:"" name:"export-key" help:"Write a workspace's key to stdout (wrapped under a passphrase read from stdin, or --plain) so its snapshots stay readable after it is deleted."`
 }
 
 // CredsSetCmd stores a credential.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/term"
+
+	"github.com/bulkhead-dev/bulkhead/credentials"
 
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
 	"github.com/bulkhead-dev/bulkhead/sync/s3"
@@ -197,6 +200,7 @@ type RestoreCmd struct {
 	Snapshot  string `arg:"" help:"Snapshot id, a unique prefix of one, or 'latest'."`
 	To        string `name:"to" placeholder:"NEW-ID" help:"Create workspace NEW-ID from the snapshot instead of restoring in place."`
 	Yes       bool   `name:"yes" help:"Confirm an in-place restore, which replaces the workspace's files and state."`
+	KeyFile   string `name:"key-file" type:"existingfile" placeholder:"FILE" help:"Read the snapshots with a key from 'creds export-key' (for a deleted workspace; needs --to; a wrapped key's passphrase is read from stdin)."`
 }
 
 // Run restores.
@@ -209,7 +213,14 @@ func (c *RestoreCmd) Run(g *Globals) error {
 			return &UsageError{err}
 		}
 	}
-	repo, err := c.openRepo(g, c.ID, false)
+	opts := workspace.RestoreOptions{To: c.To, Progress: c.progress(g)}
+	var repo *bsync.Repository
+	var err error
+	if c.KeyFile != "" {
+		repo, err = c.openWithKeyFile(g, &opts)
+	} else {
+		repo, err = c.openRepo(g, c.ID, false)
+	}
 	if err != nil {
 		return err
 	}
@@ -218,7 +229,7 @@ func (c *RestoreCmd) Run(g *Globals) error {
 		return err
 	}
 	svc, _ := g.Service()
-	target, err := svc.Restore(g.Context(), repo, c.ID, snap, workspace.RestoreOptions{To: c.To, Progress: c.progress(g)})
+	target, err := svc.Restore(g.Context(), repo, c.ID, snap, opts)
 	if err != nil {
 		return err
 	}
@@ -227,6 +238,101 @@ func (c *RestoreCmd) Run(g *Globals) error {
 	}
 	fmt.Fprintf(g.Stdout, "restored snapshot %s of %s into %s\n", snap.ID, c.ID, target)
 	return nil
+}
+
+// openWithKeyFile opens c.ID's repository with an exported key, setting
+// opts to re-seal (wrapped key) or drop (bare snapshot key) credentials.
+func (c *RestoreCmd) openWithKeyFile(g *Globals, opts *workspace.RestoreOptions) (*bsync.Repository, error) {
+	if c.To == "" {
+		return nil, &UsageError{errors.New("--key-file restores into a new workspace: add --to NEW-ID")}
+	}
+	if err := workspace.ValidateID(c.ID); err != nil {
+		return nil, &UsageError{err}
+	}
+	b, err := os.ReadFile(c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	k, err := workspace.ParseExportedKey(b, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	var pass []byte
+	if k.NeedsPassphrase() {
+		if pass, err = readPassphrase(g, "passphrase of the exported key: "); err != nil {
+			return nil, err
+		}
+	}
+	key, dk, err := k.Open(pass)
+	if err != nil {
+		return nil, err
+	}
+	opts.SourceKey, opts.DropCredentials = dk, dk == nil
+	if dk == nil {
+		fmt.Fprintln(g.Stderr, "warning: a bare snapshot key cannot open the snapshot's credentials; the new workspace gets none")
+	}
+	svc, err := g.Service()
+	if err != nil {
+		return nil, err
+	}
+	stores, err := c.stores(svc)
+	if err != nil {
+		return nil, err
+	}
+	return workspace.OpenSnapshotRepo(g.Context(), stores, c.ID, key, false, bsync.Options{Logger: g.Log.With("workspace", c.ID)})
+}
+
+// readPassphrase reads one passphrase: without echo from a terminal,
+// otherwise stdin up to its first newline.
+func readPassphrase(g *Globals, prompt string) ([]byte, error) {
+	if f, ok := g.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(g.Stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(g.Stderr)
+		return b, err
+	}
+	b, err := io.ReadAll(io.LimitReader(g.Stdin, 4096))
+	if err != nil {
+		return nil, err
+	}
+	b = workspace.TrimCredentialInput(b)
+	if len(b) == 0 {
+		return nil, errors.New("empty passphrase on stdin")
+	}
+	return b, nil
+}
+
+// CredsExportKeyCmd exports a workspace's key.
+type CredsExportKeyCmd struct {
+	ID    string `arg:"" help:"Workspace id."`
+	Plain bool   `name:"plain" help:"Write the bare snapshot key (hex) instead of the data key wrapped under a passphrase; it reads snapshots but not their credentials."`
+}
+
+// Run exports.
+func (c *CredsExportKeyCmd) Run(g *Globals) error {
+	if err := workspace.ValidateID(c.ID); err != nil {
+		return &UsageError{err}
+	}
+	svc, err := g.Service()
+	if err != nil {
+		return err
+	}
+	var pass []byte
+	if !c.Plain {
+		if pass, err = readNewPassphrase(g); err != nil {
+			return err
+		}
+		if len(pass) == 0 {
+			return &UsageError{errors.New("give a passphrase on stdin to wrap the key under, or --plain")}
+		}
+	}
+	k, err := svc.ExportKey(g.Context(), c.ID, pass, credentials.KDFParams{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stderr, "warning: this key reads every snapshot of %s, even after the workspace is deleted (which otherwise makes them unreadable). Keep it offline; anyone with it%s can read the workspace's files and state.\n",
+		c.ID, map[bool]string{true: "", false: " and its passphrase"}[c.Plain])
+	return printJSON(g, k)
 }
 
 // DiffCmd compares two snapshots of a workspace.

@@ -104,3 +104,58 @@ func TestSnapshotCommands(t *testing.T) {
 		t.Fatalf("repository bytes: %v", err)
 	}
 }
+
+// After delete, a workspace's snapshots open only with a key exported
+// before; the wrapped export brings back its credentials too.
+func TestExportKeyRestoresDeletedWorkspace(t *testing.T) {
+	dir := setup(t)
+	if r := run(t, "", "workspace", "create", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "s3cret\n", "creds", "set", "alice", "github"); r.code != 0 {
+		t.Fatal(r)
+	}
+	os.WriteFile(filepath.Join(dir, "workspaces", "alice", "files", "a.txt"), []byte("kept"), 0o644)
+	if r := run(t, "", "backup", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	r := run(t, "export pass\n", "creds", "export-key", "alice")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning") || strings.Contains(r.stdout, "export pass") {
+		t.Fatalf("export-key: %+v", r)
+	}
+	wrapped := filepath.Join(t.TempDir(), "alice.key")
+	os.WriteFile(wrapped, []byte(r.stdout), 0o600)
+	r = run(t, "", "creds", "export-key", "alice", "--plain")
+	plain := filepath.Join(t.TempDir(), "alice.plain")
+	os.WriteFile(plain, []byte(r.stdout), 0o600)
+	if r.code != 0 || !strings.Contains(r.stdout, "snapshot_key") {
+		t.Fatalf("export-key --plain: %+v", r)
+	}
+	if r := run(t, "", "workspace", "delete", "alice", "--yes"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "restore", "alice", "latest", "--to", "bob"); r.code == 0 {
+		t.Fatalf("restored a deleted workspace without its key: %+v", r)
+	}
+	if r := run(t, "wrong\n", "restore", "alice", "latest", "--to", "bob", "--key-file", wrapped); r.code == 0 {
+		t.Fatalf("wrong passphrase opened the key: %+v", r)
+	}
+	if r := run(t, "", "restore", "alice", "latest", "--key-file", wrapped, "--yes"); r.code != 2 {
+		t.Fatalf("--key-file without --to: %+v", r)
+	}
+	if r := run(t, "export pass\n", "restore", "alice", "latest", "--to", "bob", "--key-file", wrapped); r.code != 0 {
+		t.Fatalf("restore with the wrapped key: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "workspaces", "bob", "files", "a.txt")); string(b) != "kept" {
+		t.Fatalf("bob's file: %q", b)
+	}
+	if r := run(t, "", "creds", "ls", "bob"); r.code != 0 || !strings.Contains(r.stdout, "github") {
+		t.Fatalf("bob's credentials: %+v", r)
+	}
+	if r := run(t, "", "restore", "alice", "latest", "--to", "carol", "--key-file", plain); r.code != 0 || !strings.Contains(r.stderr, "cannot open") {
+		t.Fatalf("restore with the plain key: %+v", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "workspaces", "carol", "files", "a.txt")); string(b) != "kept" {
+		t.Fatalf("carol's file: %q", b)
+	}
+}
