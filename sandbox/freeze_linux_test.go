@@ -30,9 +30,11 @@ func TestFreezeThaw(t *testing.T) {
 	if time.Now().After(deadline) {
 		t.Fatal("the loop never wrote")
 	}
+	start := time.Now()
 	if err := sb.Freeze(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("freeze of a busy sandbox took %v", time.Since(start))
 	if frozen, err := sb.Frozen(); err != nil || !frozen {
 		t.Fatalf("frozen = %v, %v", frozen, err)
 	}
@@ -41,9 +43,11 @@ func TestFreezeThaw(t *testing.T) {
 	if b := read(); a != b {
 		t.Fatalf("file changed while frozen: %q -> %q", a, b)
 	}
+	start = time.Now()
 	if err := sb.Thaw(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("thaw took %v", time.Since(start))
 	if frozen, _ := sb.Frozen(); frozen {
 		t.Fatal("still frozen after Thaw")
 	}
