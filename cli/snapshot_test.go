@@ -159,3 +159,37 @@ func TestExportKeyRestoresDeletedWorkspace(t *testing.T) {
 		t.Fatalf("carol's file: %q", b)
 	}
 }
+
+// An in-place restore drops the derived memory index: a memory added after
+// the snapshot is not found afterwards, even once the store's sequence has
+// caught up with the index's again.
+func TestRestoreInPlaceResetsMemoryIndex(t *testing.T) {
+	setup(t)
+	if r := run(t, "", "workspace", "create", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "memory", "add", "alice", "the staging database lives in frankfurt"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "backup", "alice"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "memory", "add", "alice", "the pelican password rotates weekly"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "memory", "search", "alice", "pelican"); !strings.Contains(r.stdout, "pelican") {
+		t.Fatalf("search before restore: %+v", r)
+	}
+	if r := run(t, "", "restore", "alice", "latest", "--yes"); r.code != 0 {
+		t.Fatalf("restore: %+v", r)
+	}
+	if r := run(t, "", "memory", "add", "alice", "lunch is at noon"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, "", "memory", "search", "alice", "pelican"); strings.Contains(r.stdout, "pelican") {
+		t.Fatalf("memory from after the snapshot found after the restore: %+v", r)
+	}
+	if r := run(t, "", "memory", "search", "alice", "staging database"); !strings.Contains(r.stdout, "frankfurt") {
+		t.Fatalf("restored memory not found: %+v", r)
+	}
+}

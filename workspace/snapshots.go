@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -179,6 +180,9 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 		return "", err
 	}
 	if target == id {
+		if s.agentBusy(id) {
+			return "", fmt.Errorf("%w: workspace %s has runs in progress; cancel them before restoring in place", ErrInUse, id)
+		}
 		release, err := s.stopForRestore(id)
 		if err != nil {
 			return "", fmt.Errorf("restore %s: %w", id, err)
@@ -229,6 +233,11 @@ func (s *Service) Restore(ctx context.Context, repo *bsync.Repository, id string
 	if snap.State != nil && target == id {
 		if err := replacePrefixes(db, policyPrefixes, kept); err != nil {
 			return "", fmt.Errorf("restore %s into %s: keep policy state: %w", snap.ID, target, err)
+		}
+		// The derived indexes (memory) describe the state before the
+		// restore; they are rebuilt from it on next use.
+		if err := os.RemoveAll(s.IndexDir(target)); err != nil {
+			return "", fmt.Errorf("restore %s into %s: drop derived indexes: %w", snap.ID, target, err)
 		}
 	}
 	if snap.State != nil && target != id {
@@ -347,4 +356,17 @@ func replacePrefixes(db *badger.DB, prefixes []string, kept []kvPair) error {
 		return err
 	}
 	return db.Sync()
+}
+
+// agentBusy reports whether workspace id has runs in progress or an open
+// memory store, either of which would write over an in-place restore.
+func (s *Service) agentBusy(id string) bool {
+	s.ag.mu.Lock()
+	defer s.ag.mu.Unlock()
+	for k := range s.ag.runs {
+		if strings.HasPrefix(k, id+"/") {
+			return true
+		}
+	}
+	return s.ag.mems[id] != nil
 }
