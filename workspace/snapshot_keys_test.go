@@ -115,3 +115,34 @@ func TestExportedKeyOutlivesDelete(t *testing.T) {
 }
 
 func mustJSONBytes(t *testing.T, v any) []byte { return []byte(mustJSON(t, v)) }
+
+// An in-place restore is refused while the agent holds the workspace's
+// memory store open (a run in progress), and works once it is released.
+func TestRestoreInPlaceRefusedWhileBusy(t *testing.T) {
+	ctx := context.Background()
+	s := openService(t, t.TempDir(), "pw")
+	defer s.Close()
+	if _, err := s.Create(ctx, "alice", nil); err != nil {
+		t.Fatal(err)
+	}
+	repo, err := s.SnapshotRepo(ctx, LocalSnapshotStores(t.TempDir()), "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Backup(ctx, repo, "alice", BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, release, err := s.sharedMemory(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Restore(ctx, repo, "alice", snap, RestoreOptions{}); !errors.Is(err, ErrInUse) {
+		release()
+		t.Fatalf("restore while busy: %v", err)
+	}
+	release()
+	if _, err := s.Restore(ctx, repo, "alice", snap, RestoreOptions{}); err != nil {
+		t.Fatalf("restore once idle: %v", err)
+	}
+}
