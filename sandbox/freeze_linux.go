@@ -12,6 +12,9 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 )
 
+// thawTimeout bounds waiting for the kernel to report a group thawed.
+const thawTimeout = 10 * time.Second
+
 // Freeze stops every process of the sandbox with the cgroup freezer and
 // returns once the kernel reports the group frozen, so nothing in it runs
 // (or writes) until Thaw. If ctx ends first, or the group cannot be frozen,
@@ -23,7 +26,11 @@ func (s *Sandbox) Freeze(ctx context.Context) error {
 		return fmt.Errorf("freeze sandbox %s: %w", s.cfg.ID, err)
 	}
 	if err := f.set(ctx, true); err != nil {
-		f.set(context.WithoutCancel(ctx), false)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), thawTimeout)
+		defer cancel()
+		if terr := f.set(tctx, false); terr != nil {
+			err = errors.Join(err, fmt.Errorf("thaw again: %w", terr))
+		}
 		return fmt.Errorf("freeze sandbox %s: %w", s.cfg.ID, err)
 	}
 	return nil
@@ -34,7 +41,7 @@ func (s *Sandbox) Freeze(ctx context.Context) error {
 func (s *Sandbox) Thaw() error {
 	f, err := s.freezer()
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), thawTimeout)
 		defer cancel()
 		err = f.set(ctx, false)
 	}
