@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/fusefs"
 	"github.com/bulkhead-dev/bulkhead/workspace"
@@ -10,14 +11,18 @@ import (
 
 // MountCmd mounts a workspace's files for a human, in the foreground.
 type MountCmd struct {
-	Workspace  string `arg:"" help:"Workspace id."`
-	Dir        string `arg:"" type:"existingdir" help:"Directory to mount on."`
-	RW         bool   `name:"rw" help:"Mount read-write (the workspace's path policy and quotas still apply). Default: read-only."`
-	AllowOther bool   `name:"allow-other" help:"Let other local users enter the mount (the view does not check file modes for them)."`
+	Workspace  string     `arg:"" help:"Workspace id, or WS@SNAPSHOT (an id, a prefix or 'latest') for a read-only view of a snapshot."`
+	Dir        string     `arg:"" type:"existingdir" help:"Directory to mount on."`
+	RW         bool       `name:"rw" help:"Mount read-write (the workspace's path policy and quotas still apply). Default: read-only."`
+	AllowOther bool       `name:"allow-other" help:"Let other local users enter the mount (the view does not check file modes for them)."`
+	StoreFlags `embed:""` // where WS@SNAPSHOT is read from
 }
 
 // Run mounts and serves until SIGINT/SIGTERM or `bulkhead umount`.
 func (c *MountCmd) Run(g *Globals) error {
+	if id, snap, ok := strings.Cut(c.Workspace, "@"); ok {
+		return c.mountSnapshot(g, id, snap)
+	}
 	if err := workspace.ValidateID(c.Workspace); err != nil {
 		return &UsageError{err}
 	}
@@ -61,17 +66,50 @@ func (c *MountCmd) Run(g *Globals) error {
 	}
 	fmt.Fprintf(g.Stderr, "workspace %s mounted %s on %s; Ctrl-C or `bulkhead umount %s` to unmount\n", w.ID, mode, c.Dir, c.Dir)
 
+	return serveUntilDone(g, srv)
+}
+
+// mountSnapshot serves one snapshot read-only, fetching and authenticating
+// its blobs from the repository on demand.
+func (c *MountCmd) mountSnapshot(g *Globals, id, ref string) error {
+	if c.RW {
+		return &UsageError{fmt.Errorf("a snapshot is mounted read-only; drop --rw")}
+	}
+	if ref == "" {
+		return &UsageError{fmt.Errorf("%s@: give a snapshot id, a prefix of one, or 'latest'", id)}
+	}
+	repo, err := (&RepoFlags{StoreFlags: c.StoreFlags}).openRepo(g, id, false)
+	if err != nil {
+		return err
+	}
+	snap, err := repo.FindSnapshot(g.Context(), ref)
+	if err != nil {
+		return err
+	}
+	view, err := repo.FS(g.Context(), snap)
+	if err != nil {
+		return err
+	}
+	// The repository holds what it needs; give the state dir back.
+	g.releaseBackend()
+	srv, err := fusefs.MountFS(g.Context(), view, c.Dir, g.Log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stderr, "snapshot %s of %s mounted read-only on %s; Ctrl-C or `bulkhead umount %s` to unmount\n", snap.ID, id, c.Dir, c.Dir)
+	return serveUntilDone(g, srv)
+}
+
+// serveUntilDone waits for an unmount from outside or a signal.
+func serveUntilDone(g *Globals, srv *fusefs.Server) error {
 	stopped := make(chan struct{})
 	go func() { srv.Wait(); close(stopped) }()
 	select {
-	case <-stopped: // unmounted from outside
+	case <-stopped:
 		return nil
 	case <-g.Context().Done():
 	}
-	if err := srv.Unmount(); err != nil {
-		return err
-	}
-	return nil
+	return srv.Unmount()
 }
 
 // UmountCmd unmounts a view made by `bulkhead mount`.

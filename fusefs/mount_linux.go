@@ -238,7 +238,9 @@ func (s *Server) mounted() bool {
 func (s *Server) Wait() {
 	s.fuse.Wait()
 	s.closeOnce.Do(func() {
-		s.sys.b.close()
+		if s.sys.b != nil { // MountFS views have no backing directory
+			s.sys.b.close()
+		}
 		s.log.Info("fuse view stopped")
 	})
 }
