@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
 )
@@ -126,6 +127,9 @@ func TestCorruptManifest(t *testing.T) {
 	}
 	// A manifest moved to another snapshot's name does not load as that one.
 	putObject(t, store, name, orig)
+	// File times come from the kernel's coarse clock (a few ms): make the
+	// renamed copy clearly the newest, as the rest of the test needs.
+	time.Sleep(50 * time.Millisecond)
 	putObject(t, store, "snapshots/0123456789abcdef", orig)
 	if _, err := repo.LoadSnapshot(t.Context(), "0123456789abcdef"); !errors.Is(err, bsync.ErrCorrupt) {
 		t.Fatalf("renamed manifest: %v", err)
