@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -71,36 +69,16 @@ func (g *Globals) boardAPI() (boardAPI, error) {
 type remoteBoard struct{ hc *http.Client }
 
 func (r *remoteBoard) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://bulkhead"+path, rd)
+	status, b, err := socketCall(ctx, r.hc, method, path, body, 32<<20)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("bulkhead server: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("read server answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
+	if status >= 300 {
 		var eb struct {
 			Error server.APIError `json:"error"`
 		}
 		if json.Unmarshal(b, &eb) != nil || eb.Error.Message == "" {
-			return fmt.Errorf("server answered %s", resp.Status)
+			return fmt.Errorf("server answered %d %s", status, http.StatusText(status))
 		}
 		return errors.New(eb.Error.Message)
 	}

@@ -55,6 +55,16 @@ func queryLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// memoryQuery checks ?limit= and opens the workspace's memory store.
+func (s *Server) memoryQuery(r *http.Request) (*memory.Store, int, func(), error) {
+	limit, err := queryLimit(r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	st, release, err := s.svc.Memory(r.Context(), r.PathValue("ws"))
+	return st, limit, release, err
+}
+
 func (s *Server) addMemory(w http.ResponseWriter, r *http.Request) error {
 	var req AddMemoryRequest
 	if err := decodeJSON(w, r, s.opts.MaxBody, &req); err != nil {
@@ -74,11 +84,7 @@ func (s *Server) addMemory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listMemory(w http.ResponseWriter, r *http.Request) error {
-	limit, err := queryLimit(r)
-	if err != nil {
-		return err
-	}
-	st, release, err := s.svc.Memory(r.Context(), r.PathValue("ws"))
+	st, limit, release, err := s.memoryQuery(r)
 	if err != nil {
 		return err
 	}
@@ -95,11 +101,7 @@ func (s *Server) listMemory(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) searchMemory(w http.ResponseWriter, r *http.Request) error {
-	limit, err := queryLimit(r)
-	if err != nil {
-		return err
-	}
-	st, release, err := s.svc.Memory(r.Context(), r.PathValue("ws"))
+	st, limit, release, err := s.memoryQuery(r)
 	if err != nil {
 		return err
 	}
