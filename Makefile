@@ -75,7 +75,7 @@ bench-sandbox: ## sandbox (root): cold start vs bwrap --unshare-all, warm exec v
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench BenchmarkSandbox -benchtime 1x -timeout 30m ./sandbox/
 
 test-vm: ## boot a Debian kernel under qemu (TCG) on pure cgroup v2 and run the sandbox suite there
-	BULKHEAD_TEST_VM=1 BULKHEAD_TEST_NO_SKIP=1 $(GO) test -count=1 -v -timeout 25m -run TestSandboxSuiteInVM ./test/linux-vm/
+	BULKHEAD_TEST_VM=1 BULKHEAD_TEST_NO_SKIP=1 $(GO) test -count=1 -v -timeout 30m -run TestSandboxSuiteInVM ./test/linux-vm/
 
 bench-api: ## API load test: 200 clients x 30 s over 50 workspaces, runs against the instant loopback model; runs/s, p50/p99, errors
 	$(GO) test -run '^$$' -bench BenchmarkAPILoad -benchtime 1x -timeout 10m ./server/

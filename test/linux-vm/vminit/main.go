@@ -1,4 +1,4 @@
-// Command vminit is PID 1 of the test VM (see package linuxvm): it moves the
+// Package main (vminit) is PID 1 of the test VM (see package linuxvm): it moves the
 // initramfs into a tmpfs root (pivot_root, which the sandbox uses, refuses
 // the initial rootfs), mounts a pure cgroup v2 hierarchy, runs the sandbox
 // test binary and prints a result marker on the console, then powers off.
@@ -73,6 +73,9 @@ func run() error {
 		}
 	}
 	os.Symlink("/proc/self/fd", "/dev/fd")
+	// With hung_task_panic=1 on the command line, a task stuck in the kernel
+	// for a minute prints its stack and powers the VM off.
+	os.WriteFile("/proc/sys/kernel/hung_task_timeout_secs", []byte("60"), 0)
 	b, _ := os.ReadFile("/proc/version")
 	fmt.Printf("vm: %s", b)
 	if b, err := os.ReadFile("/usr/bin/busybox"); err == nil {
@@ -82,7 +85,7 @@ func run() error {
 		out, err := exec.Command(pre[0], pre[1:]...).CombinedOutput()
 		fmt.Printf("vm: preflight %v: %v %s\n", pre, err, out)
 	}
-	cmd := exec.Command("/sandbox.test", "-test.v", "-test.count=1", "-test.timeout=15m")
+	cmd := exec.Command("/sandbox.test", "-test.v", "-test.count=1", "-test.timeout=10m")
 	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "BULKHEAD_TEST_NO_SKIP=1", "HOME=/root", "TMPDIR=/tmp"}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = os.Stdout, os.Stdout, "/"
 	if err := cmd.Start(); err != nil {
