@@ -461,33 +461,18 @@ func (c *HeartbeatCmd) Run(g *Globals) error {
 }
 
 // EnvTicketRunner runs tickets with each project's configured provider and
-// model, keys from the environment (<PROVIDER>_API_KEY…) and the API root
-// from <PROVIDER>_BASE_URL when set, through the SSRF guard. Besides the
-// ticket tools the agent gets bash in the project's sandbox and the file
-// tools over its files, under the workspace's path policy and quota.
+// model. Keys come from the project workspace's credentials
+// (<provider>_api_key[_n]) first, then the host environment
+// (<PROVIDER>_API_KEY…); the API root from <PROVIDER>_BASE_URL when set,
+// through the SSRF guard. Besides the ticket tools the agent gets bash in
+// the project's sandbox and the file tools over its files, under the
+// workspace's path policy and quota. guard is used when the service has no
+// agent options of its own yet.
 func EnvTicketRunner(svc *workspace.Service, guard *netguard.Guard) board.TicketRunner {
+	svc.SetAgentOptionsIfUnset(workspace.AgentOptions{Guard: guard})
 	return board.RunnerFunc(func(ctx context.Context, req *board.RunRequest) (*board.RunResult, error) {
 		p := req.Project
-		base := os.Getenv(agent.EnvPrefix(p.Provider) + "_BASE_URL")
-		if base != "" {
-			if err := guard.CheckURL(base); err != nil {
-				return nil, fmt.Errorf("provider %s endpoint: %w", p.Provider, err)
-			}
-		}
-		var prov agent.Provider
-		if p.Provider == "anthropic" {
-			prov = agent.NewAnthropic(agent.AnthropicConfig{BaseURL: base, HTTPClient: guard.Client()})
-		} else {
-			prov = agent.NewOpenAI(agent.OpenAIConfig{Name: p.Provider, BaseURL: base, HTTPClient: guard.Client()})
-		}
-		keys := agent.KeysFromEnv(p.Provider, os.Environ())
-		if len(keys) == 0 {
-			return nil, fmt.Errorf("no API key for %s: set %s_API_KEY", p.Provider, agent.EnvPrefix(p.Provider))
-		}
-		chain, err := agent.NewChain(agent.ChainConfig{
-			Candidates: []agent.Candidate{{Provider: prov, Model: p.Model}},
-			Keys:       map[string]*agent.KeyPool{p.Provider: agent.NewKeyPool(p.Provider, keys...)},
-		})
+		chain, err := svc.ModelChain(ctx, p.ID, []workspace.ModelRef{{Provider: p.Provider, Model: p.Model}})
 		if err != nil {
 			return nil, err
 		}

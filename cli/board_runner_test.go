@@ -61,3 +61,58 @@ func TestTicketRunUsesSandbox(t *testing.T) {
 		t.Fatalf("bash did not run in the project's sandbox: %q", b)
 	}
 }
+
+// The heartbeat's ticket runs take the provider key from the project
+// workspace's own credentials, not only the host environment, and one
+// workspace's key never serves another's tickets.
+func TestTicketRunUsesWorkspaceCredential(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	testutil.RequireUserNS(t)
+	testutil.RequireBinary(t, "git")
+	setup(t)
+	llm := llmtest.Start(t)
+	u, _ := url.Parse(llm.URL)
+	t.Setenv("OPENAI_BASE_URL", llm.URL+"/v1")
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("BULKHEAD_EGRESS_ALLOW", u.Host)
+	for _, name := range []string{"keyed", "keyless"} {
+		repo := filepath.Join(t.TempDir(), name)
+		for _, args := range [][]string{{"init", "-q", "-b", "main", repo}, {"-C", repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"}} {
+			if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v %s", args, err, out)
+			}
+		}
+		if r := run(t, "", "project", "create", name, "--repo", repo); r.code != 0 {
+			t.Fatalf("project create: %+v", r)
+		}
+		if r := run(t, "", "workspace", "config", name, "provider=openai", "model=test-model"); r.code != 0 {
+			t.Fatalf("config: %+v", r)
+		}
+	}
+	if r := run(t, llmtest.Key, "creds", "set", "keyed", "openai_api_key"); r.code != 0 {
+		t.Fatalf("creds set: %+v", r)
+	}
+	if r := run(t, "", "ticket", "create", "keyless", "--title", "needs a key"); r.code != 0 {
+		t.Fatalf("ticket create: %+v", r)
+	}
+	run(t, "", "heartbeat", "--once")
+	if llm.Pending() != 0 || len(llm.Requests()) != 0 {
+		t.Fatalf("a workspace without a key reached the model (%d requests)", len(llm.Requests()))
+	}
+	if r := run(t, "", "ticket", "show", "keyless", "1"); !strings.Contains(r.stdout, "openai_api_key") {
+		t.Fatalf("the failed ticket does not say which key is missing: %+v", r)
+	}
+
+	if r := run(t, "", "ticket", "create", "keyed", "--title", "say done"); r.code != 0 {
+		t.Fatalf("ticket create: %+v", r)
+	}
+	llm.Push(llmtest.Text("done"))
+	if r := run(t, "", "heartbeat", "--once"); !strings.Contains(r.stdout, "1 succeeded") {
+		t.Fatalf("heartbeat with the workspace's key: %+v (%d replies left)", r, llm.Pending())
+	}
+	reqs := llm.Requests()
+	if len(reqs) == 0 || reqs[len(reqs)-1].Key != llmtest.Key {
+		t.Fatalf("the model saw no request with the workspace's key: %+v", reqs)
+	}
+}

@@ -69,6 +69,7 @@ func (q Quotas) withDefaults() Quotas {
 type agentState struct {
 	mu        gosync.Mutex
 	opts      AgentOptions
+	optsSet   bool
 	guard     *netguard.Guard
 	client    *http.Client           // from guard, shared by every run (one connection pool)
 	runs      map[string]*liveRun    // by workspace + "/" + run id
@@ -96,8 +97,21 @@ func (s *Service) SetAgentOptions(o AgentOptions) {
 	s.ag.mu.Lock()
 	defer s.ag.mu.Unlock()
 	s.ag.init()
-	s.ag.opts = o
+	s.ag.opts, s.ag.optsSet = o, true
 	s.ag.guard, s.ag.client = o.Guard, nil
+}
+
+// SetAgentOptionsIfUnset sets o unless SetAgentOptions was called before,
+// so a component that needs some options (the heartbeat's ticket runner)
+// never replaces the server's.
+func (s *Service) SetAgentOptionsIfUnset(o AgentOptions) {
+	s.ag.mu.Lock()
+	defer s.ag.mu.Unlock()
+	if !s.ag.optsSet {
+		s.ag.init()
+		s.ag.opts, s.ag.optsSet = o, true
+		s.ag.guard, s.ag.client = o.Guard, nil
+	}
 }
 
 func (a *agentState) options() (AgentOptions, *netguard.Guard, error) {
@@ -282,14 +296,6 @@ func envValue(environ []string, name string) string {
 // its fallbacks. Providers, base URLs and keys come only from the workspace
 // config, the workspace's credentials and the host environment.
 func (s *Service) chainFor(ctx context.Context, w *Workspace, model string) (*agent.Chain, error) {
-	opts, guard, err := s.ag.options()
-	if err != nil {
-		return nil, err
-	}
-	environ := opts.Environ
-	if environ == nil {
-		environ = os.Environ()
-	}
 	refs := append([]ModelRef{{Provider: w.Config.Provider, Model: w.Config.Model}}, w.Config.Fallbacks...)
 	if model != "" {
 		i := slices.IndexFunc(refs, func(r ModelRef) bool { return r.Model == model || r.Provider+"/"+r.Model == model })
@@ -297,6 +303,33 @@ func (s *Service) chainFor(ctx context.Context, w *Workspace, model string) (*ag
 			return nil, fmt.Errorf("%w: %q (configured: %s)", ErrModelNotAllowed, model, refList(refs))
 		}
 		refs = append([]ModelRef{refs[i]}, slices.Delete(slices.Clone(refs), i, i+1)...)
+	}
+	return s.chainOf(ctx, w.ID, refs)
+}
+
+// ModelChain builds a model chain for workspace ws over refs, in order
+// (the board uses it for a project's own model). Keys come from the
+// workspace's credentials (<provider>_api_key[_n]) first, then the host
+// environment; endpoints pass the SSRF guard. It fails with
+// ErrNoProviderKey when no ref has a key.
+func (s *Service) ModelChain(ctx context.Context, ws string, refs []ModelRef) (*agent.Chain, error) {
+	if len(refs) == 0 {
+		return nil, errors.New("model chain: no models")
+	}
+	if _, err := s.Get(ctx, ws); err != nil {
+		return nil, err
+	}
+	return s.chainOf(ctx, ws, refs)
+}
+
+func (s *Service) chainOf(ctx context.Context, ws string, refs []ModelRef) (*agent.Chain, error) {
+	opts, guard, err := s.ag.options()
+	if err != nil {
+		return nil, err
+	}
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
 	}
 	var cands []agent.Candidate
 	keys := map[string]*agent.KeyPool{}
@@ -315,7 +348,7 @@ func (s *Service) chainFor(ctx context.Context, w *Workspace, model string) (*ag
 			return nil, err
 		}
 		if _, done := keys[ref.Provider]; !done && !keyless[ref.Provider] {
-			pool, err := s.keyPool(ctx, w.ID, ref.Provider, environ)
+			pool, err := s.keyPool(ctx, ws, ref.Provider, environ)
 			if err != nil {
 				return nil, err
 			}
@@ -338,13 +371,13 @@ func (s *Service) chainFor(ctx context.Context, w *Workspace, model string) (*ag
 		return nil, fmt.Errorf("%w: %s", ErrNoProviderKey, strings.Join(names, ", "))
 	}
 	s.ag.mu.Lock()
-	cd := s.ag.cooldowns[w.ID]
+	cd := s.ag.cooldowns[ws]
 	if cd == nil {
 		cd = agent.NewCooldowns()
-		s.ag.cooldowns[w.ID] = cd
+		s.ag.cooldowns[ws] = cd
 	}
 	s.ag.mu.Unlock()
-	return agent.NewChain(agent.ChainConfig{Candidates: cands, Keys: keys, Cooldowns: cd, Logger: s.log.With("workspace", w.ID)})
+	return agent.NewChain(agent.ChainConfig{Candidates: cands, Keys: keys, Cooldowns: cd, Logger: s.log.With("workspace", ws)})
 }
 
 func refList(refs []ModelRef) string {
