@@ -361,7 +361,7 @@ type readerConn struct {
 	c net.Conn
 }
 
-func (rc readerConn) Read(b []byte) (int, error)         { return rc.r.Read(b) }
+func (rc readerConn) Read(b []byte) (int, error)        { return rc.r.Read(b) }
 func (rc readerConn) SetReadDeadline(t time.Time) error { return rc.c.SetReadDeadline(t) }
 
 // copyIdle copies src to dst, failing once src is silent for idle.
