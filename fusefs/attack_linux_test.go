@@ -466,6 +466,92 @@ func TestSetPolicyTakesEffectAtOnce(t *testing.T) {
 	}
 }
 
+// listNames returns the names in directory p, sorted.
+func listNames(t *testing.T, p string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		t.Fatalf("readdir %s: %v", p, err)
+	}
+	names := []string{}
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestAttackCachedViewAfterPolicyChange warms every kernel cache (names,
+// attributes, listings, a missing name, an open directory) the way a
+// process in the sandbox would, then tightens the policy and checks that
+// nothing cached lets the process reach what the new policy denies.
+func TestAttackCachedViewAfterPolicyChange(t *testing.T) {
+	backing, mnt, srv := mountView(t, Options{CacheTimeout: time.Hour})
+	writeFile(t, filepath.Join(backing, "plans", "q3.md"), "plans")
+	writeFile(t, filepath.Join(backing, "notes.md"), "notes")
+	writeFile(t, filepath.Join(backing, "docs", "a.md"), "a")
+
+	if got := listNames(t, mnt); !slices.Equal(got, []string{"docs", "notes.md", "plans"}) {
+		t.Fatalf("root = %v", got)
+	}
+	if got := listNames(t, filepath.Join(mnt, "plans")); !slices.Equal(got, []string{"q3.md"}) {
+		t.Fatalf("plans = %v", got)
+	}
+	if _, err := os.ReadFile(filepath.Join(mnt, "plans", "q3.md")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(mnt, "plans", "q4.md")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat missing: %v", err)
+	}
+	dir, err := os.Open(filepath.Join(mnt, "plans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+
+	srv.SetPolicy(mustPolicy(t, PolicyConfig{Deny: []string{"plans"}, ReadOnly: []string{"notes.md"}}))
+
+	if got := listNames(t, mnt); !slices.Equal(got, []string{"docs", "notes.md"}) {
+		t.Errorf("root after deny = %v (cached listing)", got)
+	}
+	for _, p := range []string{"plans", "plans/q3.md"} {
+		_, err := os.Lstat(filepath.Join(mnt, p))
+		wantErrno(t, "stat "+p+" after deny", err, syscall.ENOENT)
+	}
+	_, err = os.ReadFile(filepath.Join(mnt, "plans", "q3.md"))
+	wantErrno(t, "read after deny", err, syscall.ENOENT)
+	// A directory opened before the change does not lead past it.
+	_, err = unix.Openat(int(dir.Fd()), "q3.md", unix.O_RDONLY, 0)
+	wantErrno(t, "openat from a directory opened before the deny", err, syscall.ENOENT)
+	var st unix.Stat_t
+	err = unix.Fstatat(int(dir.Fd()), "q3.md", &st, unix.AT_SYMLINK_NOFOLLOW)
+	wantErrno(t, "fstatat from a directory opened before the deny", err, syscall.ENOENT)
+	err = unix.Mkdirat(int(dir.Fd()), "new", 0o755)
+	wantErrno(t, "mkdirat in the denied directory", err, syscall.EACCES)
+	err = os.Rename(filepath.Join(mnt, "docs", "a.md"), filepath.Join(mnt, "plans", "a.md"))
+	if err == nil {
+		t.Error("rename into the denied directory succeeded")
+	}
+	err = os.WriteFile(filepath.Join(mnt, "notes.md"), []byte("x"), 0o644)
+	wantErrno(t, "write notes.md after read-only", err, syscall.EROFS)
+	err = os.Truncate(filepath.Join(mnt, "notes.md"), 0)
+	wantErrno(t, "truncate notes.md after read-only", err, syscall.EROFS)
+	if b, err := os.ReadFile(filepath.Join(backing, "notes.md")); err != nil || string(b) != "notes" {
+		t.Errorf("notes.md = %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(backing, "docs", "a.md")); err != nil {
+		t.Errorf("docs/a.md moved: %v", err)
+	}
+
+	// Allowed again: seen at once, though it was looked up while denied.
+	srv.SetPolicy(DefaultPolicy())
+	if got := listNames(t, mnt); !slices.Equal(got, []string{"docs", "notes.md", "plans"}) {
+		t.Errorf("root after allow = %v", got)
+	}
+	if _, err := os.ReadFile(filepath.Join(mnt, "plans", "q3.md")); err != nil {
+		t.Errorf("read after allow: %v", err)
+	}
+}
+
 func TestReadOnlyMount(t *testing.T) {
 	backing, mnt, _ := mountView(t, Options{ReadOnly: true})
 	writeFile(t, filepath.Join(backing, "a.txt"), "a")
@@ -558,6 +644,85 @@ func TestTreeChangesSeenByMount(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(mnt, "old.md")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat after host remove: %v", err)
+	}
+
+	// A name the kernel remembers as missing, and a cached listing.
+	if _, err := os.Stat(filepath.Join(mnt, "sub", "later.md")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat before host create: %v", err)
+	}
+	if got := listNames(t, mnt); len(got) != 0 {
+		t.Fatalf("root = %v", got)
+	}
+	if err := tree.MkdirAll("sub", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.WriteFile("sub/later.md", []byte("later"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "sub", "later.md")); err != nil || string(b) != "later" {
+		t.Errorf("read after host create = %q, %v", b, err)
+	}
+	if got := listNames(t, mnt); !slices.Equal(got, []string{"sub"}) {
+		t.Errorf("root after host mkdir = %v", got)
+	}
+	if got := listNames(t, filepath.Join(mnt, "sub")); !slices.Equal(got, []string{"later.md"}) {
+		t.Errorf("sub = %v", got)
+	}
+	// A name never looked up: only the cached listing is stale.
+	if err := tree.WriteFile("sub/second.md", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := listNames(t, filepath.Join(mnt, "sub")); !slices.Equal(got, []string{"later.md", "second.md"}) {
+		t.Errorf("sub after host create = %v", got)
+	}
+}
+
+// TestInvalidateAll checks that changes made to the backing directory
+// behind the view's back (as git run on the host does) are seen once
+// InvalidateAll is called, even with a long cache timeout.
+func TestInvalidateAll(t *testing.T) {
+	backing, mnt, srv := mountView(t, Options{CacheTimeout: time.Hour})
+	writeFile(t, filepath.Join(backing, "src", "main.go"), "package main")
+	writeFile(t, filepath.Join(backing, "gone.txt"), "gone")
+	if got := listNames(t, filepath.Join(mnt, "src")); !slices.Equal(got, []string{"main.go"}) {
+		t.Fatalf("src = %v", got)
+	}
+	if _, err := os.ReadFile(filepath.Join(mnt, "src", "main.go")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	// Missing names are cached too, in the root as below it.
+	for _, p := range []string{"src/util.go", "README.md"} {
+		if _, err := os.Stat(filepath.Join(mnt, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("stat %s: %v", p, err)
+		}
+	}
+
+	writeFile(t, filepath.Join(backing, "src", "util.go"), "package main // util")
+	writeFile(t, filepath.Join(backing, "README.md"), "readme")
+	writeFile(t, filepath.Join(backing, "src", "main.go"), "package main // longer now")
+	if err := os.Remove(filepath.Join(backing, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	srv.InvalidateAll()
+
+	// The missing names first: a listing would replace them on its own.
+	if b, err := os.ReadFile(filepath.Join(mnt, "README.md")); err != nil || string(b) != "readme" {
+		t.Errorf("README.md = %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "src", "util.go")); err != nil || string(b) != "package main // util" {
+		t.Errorf("util.go = %q, %v", b, err)
+	}
+	if got := listNames(t, filepath.Join(mnt, "src")); !slices.Equal(got, []string{"main.go", "util.go"}) {
+		t.Errorf("src after invalidate = %v", got)
+	}
+	if st, err := os.Stat(filepath.Join(mnt, "src", "main.go")); err != nil || st.Size() != int64(len("package main // longer now")) {
+		t.Errorf("main.go stat = %v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "gone.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat removed file: %v", err)
 	}
 }
 

@@ -10,6 +10,10 @@ import (
 // of this type.
 const FSType = "fuse.bulkhead"
 
+// DefaultCacheTimeout is how long the kernel caches names, attributes and
+// listings of a view unless Options.CacheTimeout says otherwise.
+const DefaultCacheTimeout = 10 * time.Second
+
 // Options configure a mount.
 type Options struct {
 	// Policy is applied at every operation; nil means DefaultPolicy. It can
@@ -39,8 +43,12 @@ type Options struct {
 	// kernel may still answer a stat from its attribute cache for up to
 	// CacheTimeout without asking the server.
 	Callers []uint32
-	// CacheTimeout is how long the kernel may cache names and attributes.
-	// Zero means one second. SetPolicy invalidates cached names at once.
+	// CacheTimeout is how long the kernel may cache names (also names
+	// that do not exist), attributes and directory listings. Zero means
+	// DefaultCacheTimeout. Changes made through the view keep the caches
+	// right; SetPolicy, Invalidate and InvalidateAll drop them at once. A
+	// change made to the backing directory any other way is seen after at
+	// most CacheTimeout.
 	CacheTimeout time.Duration
 	// Logger receives the mount's log lines; nil means slog.Default().
 	Logger *slog.Logger

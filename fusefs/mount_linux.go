@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -67,9 +66,15 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 
 	timeout := opts.CacheTimeout
 	if timeout <= 0 {
-		timeout = time.Second
+		timeout = DefaultCacheTimeout
 	}
-	var negative time.Duration
+	// Names that do not exist are cached as long as names that do: every
+	// change through the view updates the kernel's caches, a change
+	// reported through Invalidate or InvalidateAll drops them, and every
+	// cached negative entry is tracked so that it can be dropped (see
+	// fsys.negatives).
+	negative := timeout
+	sys.negTimeout = timeout
 	wantPassthrough := !opts.NoPassthrough && (!opts.Quota.limitsBytes() || opts.LooseByteQuota)
 	mo := fuse.MountOptions{
 		AllowOther:    !opts.NoAllowOther,
@@ -161,47 +166,71 @@ func (s *Server) Mountpoint() string { return s.mountpoint }
 // Policy returns the policy in force.
 func (s *Server) Policy() *Policy { return s.sys.pol() }
 
-// SetPolicy replaces the policy and drops every name the kernel has cached,
-// so the next access to any path is checked against p. Files already open
-// stay open.
+// SetPolicy replaces the policy and drops every name, attribute and
+// directory listing the kernel has cached (InvalidateAll), so the next
+// access to any path is checked against p. Files already open stay open.
 func (s *Server) SetPolicy(p *Policy) {
 	s.sys.policy.Store(p)
-	var walk func(dir *gofs.Inode)
-	walk = func(dir *gofs.Inode) {
-		for name, child := range dir.Children() {
-			if child.IsDir() {
-				walk(child)
-			}
-			dir.NotifyEntry(name)
-		}
-	}
-	walk(&s.sys.root.Inode)
+	s.InvalidateAll()
 	s.log.Info("fuse view policy changed", "policy", p.String())
 }
 
-// Invalidate drops what the kernel caches about rel (its attributes, its
-// data pages and its name), so a change made beside the mount, such as by
-// a Tree over the same directory, is seen at the next access instead of
-// after CacheTimeout. Unknown paths are ignored.
+// Invalidate drops what the kernel caches about rel (its name, its
+// attributes, its data pages, and the listing and attributes of the
+// directory holding it), so a change made beside the mount, such as by a
+// Tree over the same directory, is seen at the next access instead of after
+// the cache timeout. That includes a name the kernel remembers as missing.
+// Paths the view never looked up are not cached and need nothing.
 func (s *Server) Invalidate(rel string) {
 	segs, err := splitRel(rel)
 	if err != nil {
 		return
 	}
 	dir := &s.sys.root.Inode
+	if len(segs) == 0 {
+		dir.NotifyContent(0, 0)
+		return
+	}
 	for i, name := range segs {
 		child := dir.GetChild(name)
-		if child == nil {
-			return
-		}
-		if i == len(segs)-1 {
-			child.NotifyContent(0, 0)
+		if child == nil || i == len(segs)-1 {
+			// The kernel may hold a negative entry for name, or a
+			// listing of dir without it.
+			dir.NotifyContent(0, 0)
 			dir.NotifyEntry(name)
+			s.sys.forgetNegative(dir, name)
+			if child != nil {
+				child.NotifyContent(0, 0)
+			}
 			return
 		}
 		dir = child
 	}
-	dir.NotifyContent(0, 0)
+}
+
+// InvalidateAll drops every name, attribute, directory listing and data
+// page the kernel caches for the view. Call it after changing the backing
+// directory other than through the view or a Tree wired to Invalidate
+// (such as running git in it on the host); until then the view may show
+// the old tree for up to the cache timeout. It costs a notification per
+// inode the kernel knows.
+func (s *Server) InvalidateAll() {
+	var walk func(dir *gofs.Inode)
+	walk = func(dir *gofs.Inode) {
+		for name, child := range dir.Children() {
+			if child.IsDir() {
+				walk(child)
+			} else {
+				child.NotifyContent(0, 0)
+			}
+			dir.NotifyEntry(name)
+		}
+		dir.NotifyContent(0, 0)
+	}
+	walk(&s.sys.root.Inode)
+	for _, k := range s.sys.takeNegatives() {
+		k.dir.NotifyEntry(k.name)
+	}
 }
 
 // Unmount unmounts the view and waits for the server to stop. If the mount

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -28,7 +29,83 @@ type fsys struct {
 	// counted when files close (Options.LooseByteQuota).
 	looseQuota bool
 	root       *node
+
+	// negTimeout is how long the kernel caches a name that does not
+	// exist. Every such negative entry is recorded in negatives until it
+	// expires, so InvalidateAll can drop it when the backing directory
+	// changes beside the view; when the record is full, misses are
+	// answered uncached instead.
+	negTimeout time.Duration
+	negMu      sync.Mutex
+	negatives  map[negKey]time.Time // → expiry
 }
+
+// negKey names an entry the kernel caches as missing.
+type negKey struct {
+	dir  *gofs.Inode
+	name string
+}
+
+// maxNegatives bounds the record of cached negative entries.
+const maxNegatives = 1 << 14
+
+// rememberNegative records that the kernel will cache name in dir as
+// missing, and reports false if it must not (no negative caching, or the
+// record is full).
+func (s *fsys) rememberNegative(dir *gofs.Inode, name string) bool {
+	if s.negTimeout <= 0 {
+		return false
+	}
+	now := time.Now()
+	s.negMu.Lock()
+	defer s.negMu.Unlock()
+	if s.negatives == nil {
+		s.negatives = map[negKey]time.Time{}
+	}
+	if len(s.negatives) >= maxNegatives {
+		for k, exp := range s.negatives {
+			if now.After(exp) {
+				delete(s.negatives, k)
+			}
+		}
+		if len(s.negatives) >= maxNegatives {
+			return false
+		}
+	}
+	// A little longer than the kernel keeps it, so the record never
+	// expires first.
+	s.negatives[negKey{dir, name}] = now.Add(s.negTimeout + time.Second)
+	return true
+}
+
+// forgetNegative drops the record of name in dir.
+func (s *fsys) forgetNegative(dir *gofs.Inode, name string) {
+	s.negMu.Lock()
+	delete(s.negatives, negKey{dir, name})
+	s.negMu.Unlock()
+}
+
+// takeNegatives empties the record and returns the entries the kernel may
+// still cache.
+func (s *fsys) takeNegatives() []negKey {
+	now := time.Now()
+	s.negMu.Lock()
+	all := s.negatives
+	s.negatives = nil
+	s.negMu.Unlock()
+	out := make([]negKey, 0, len(all))
+	for k, exp := range all {
+		if now.Before(exp) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// uncachedMiss makes an ENOENT from Lookup reach the kernel as a plain
+// error, which it does not cache: go-fuse turns ENOENT into a cached
+// negative entry only while the reply's entry timeout is zero.
+func uncachedMiss(out *fuse.EntryOut) { out.SetEntryTimeout(time.Nanosecond) }
 
 // allowed checks that the calling process may use the mount at all.
 func (s *fsys) allowed(ctx context.Context) syscall.Errno {
@@ -66,28 +143,29 @@ type node struct {
 func (s *fsys) newNode() *node { return &node{sys: s, counted: -1} }
 
 var (
-	_ gofs.NodeLookuper    = (*node)(nil)
-	_ gofs.NodeReaddirer   = (*node)(nil)
-	_ gofs.NodeGetattrer   = (*node)(nil)
-	_ gofs.NodeSetattrer   = (*node)(nil)
-	_ gofs.NodeOpener      = (*node)(nil)
-	_ gofs.NodeCreater     = (*node)(nil)
-	_ gofs.NodeMkdirer     = (*node)(nil)
-	_ gofs.NodeMknoder     = (*node)(nil)
-	_ gofs.NodeSymlinker   = (*node)(nil)
-	_ gofs.NodeLinker      = (*node)(nil)
-	_ gofs.NodeUnlinker    = (*node)(nil)
-	_ gofs.NodeRmdirer     = (*node)(nil)
-	_ gofs.NodeRenamer     = (*node)(nil)
-	_ gofs.NodeReadlinker  = (*node)(nil)
-	_ gofs.NodeWriter      = (*node)(nil)
-	_ gofs.NodeWritever    = (*node)(nil)
-	_ gofs.NodeAllocater   = (*node)(nil)
-	_ gofs.NodeIoctler     = (*node)(nil)
-	_ gofs.NodeAccesser    = (*node)(nil)
-	_ gofs.NodeStatfser    = (*node)(nil)
-	_ gofs.NodeOnForgetter = (*node)(nil)
-	_ gofs.NodeFlusher     = (*node)(nil)
+	_ gofs.NodeLookuper       = (*node)(nil)
+	_ gofs.NodeReaddirer      = (*node)(nil)
+	_ gofs.NodeOpendirHandler = (*node)(nil)
+	_ gofs.NodeGetattrer      = (*node)(nil)
+	_ gofs.NodeSetattrer      = (*node)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeCreater        = (*node)(nil)
+	_ gofs.NodeMkdirer        = (*node)(nil)
+	_ gofs.NodeMknoder        = (*node)(nil)
+	_ gofs.NodeSymlinker      = (*node)(nil)
+	_ gofs.NodeLinker         = (*node)(nil)
+	_ gofs.NodeUnlinker       = (*node)(nil)
+	_ gofs.NodeRmdirer        = (*node)(nil)
+	_ gofs.NodeRenamer        = (*node)(nil)
+	_ gofs.NodeReadlinker     = (*node)(nil)
+	_ gofs.NodeWriter         = (*node)(nil)
+	_ gofs.NodeWritever       = (*node)(nil)
+	_ gofs.NodeAllocater      = (*node)(nil)
+	_ gofs.NodeIoctler        = (*node)(nil)
+	_ gofs.NodeAccesser       = (*node)(nil)
+	_ gofs.NodeStatfser       = (*node)(nil)
+	_ gofs.NodeOnForgetter    = (*node)(nil)
+	_ gofs.NodeFlusher        = (*node)(nil)
 )
 
 // relPath returns the node's path relative to the root. A node that is no
@@ -256,14 +334,32 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		return nil, errno
 	}
 	if n.sys.pol().Hidden(rel) {
+		// Not cached, so allowing the name later needs no invalidation.
+		uncachedMiss(out)
 		return nil, syscall.ENOENT
 	}
 	var st syscall.Stat_t
 	gen, err := statRel(n.sys.b, rel, &st)
 	if err != nil {
-		return nil, gofs.ToErrno(err)
+		errno := gofs.ToErrno(err)
+		if errno != syscall.ENOENT || !n.sys.rememberNegative(&n.Inode, name) {
+			uncachedMiss(out)
+		}
+		return nil, errno
 	}
 	return n.newChild(ctx, &st, gen, out), 0
+}
+
+// OpendirHandle opens a directory for listing and lets the kernel cache
+// the listing (FOPEN_CACHE_DIR). The kernel drops it when the directory
+// changes through the view, when Invalidate or InvalidateAll says so, and
+// when the directory's mtime differs after its attributes expire.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ds, errno := n.Readdir(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return &dirHandle{ds: ds}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
@@ -1069,6 +1165,32 @@ func (d *filteredDir) Next() (fuse.DirEntry, syscall.Errno) {
 }
 
 func (d *filteredDir) Close() { d.inner.Close() }
+
+// dirHandle is an open directory of the view.
+type dirHandle struct{ ds gofs.DirStream }
+
+var (
+	_ gofs.FileReaddirenter = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer = (*dirHandle)(nil)
+)
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !h.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := h.ds.Next()
+	return &e, errno
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if sd, ok := h.ds.(gofs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) { h.ds.Close() }
 
 func (d *filteredDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	sd, ok := d.inner.(gofs.FileSeekdirer)
