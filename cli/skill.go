@@ -42,10 +42,10 @@ func (c *SkillAddCmd) Run(g *Globals) error {
 	if err != nil {
 		return skillUsage(err)
 	}
-	fmt.Fprintf(g.Stdout, "added skill %s (exec %s, credentials [%s], network %v, timeout %s)\n",
-		sk.Name, sk.Exec, strings.Join(sk.Credentials, ", "), sk.Network, time.Duration(sk.Timeout))
+	fmt.Fprintf(g.Stdout, "added skill %s (exec %s, credentials [%s], egress [%s], timeout %s)\n",
+		sk.Name, sk.Exec, strings.Join(sk.Credentials, ", "), strings.Join(sk.Egress, ", "), time.Duration(sk.Timeout))
 	if sk.Network {
-		fmt.Fprintln(g.Stderr, "warning: the skill declares network egress; sandboxes on this node have loopback only, so it will be refused when run")
+		fmt.Fprintf(g.Stderr, "note: the skill reaches %s through the egress proxy, with its credentials in its environment; names resolving to private addresses still need the node's --egress-allow\n", strings.Join(sk.Egress, ", "))
 	}
 	return nil
 }
@@ -71,9 +71,9 @@ func (c *SkillListCmd) Run(g *Globals) error {
 			return jsonOut(g.Stdout, list)
 		}
 		tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SKILL\tCREDENTIALS\tNETWORK\tDESCRIPTION")
+		fmt.Fprintln(tw, "SKILL\tCREDENTIALS\tEGRESS\tDESCRIPTION")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", s.Name, strings.Join(s.Credentials, ","), s.Network, oneLine(s.Description, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Name, strings.Join(s.Credentials, ","), strings.Join(s.Egress, ","), oneLine(s.Description, 60))
 		}
 		return tw.Flush()
 	}

@@ -39,9 +39,10 @@ var (
 	ErrInvalidSkill = errors.New("invalid skill")
 	// ErrSkillNotEnabled means the skill is not enabled for the workspace.
 	ErrSkillNotEnabled = errors.New("skill not enabled for this workspace")
-	// ErrSkillEgress means a skill declares network egress, which this node
-	// cannot give a sandbox yet (sandboxes have loopback only).
-	ErrSkillEgress = errors.New("skill declares network egress, which this node does not provide")
+	// ErrSkillEgress means a skill registered before egress lists existed
+	// declares the network without saying where to; re-add it with an
+	// egress: list.
+	ErrSkillEgress = errors.New("skill declares network egress without an egress: list of hosts; re-add it with one")
 	// ErrEmptyMessage means a run was started without a message.
 	ErrEmptyMessage = errors.New("empty message")
 )

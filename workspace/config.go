@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/bulkhead-dev/bulkhead/memory"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
@@ -33,7 +34,22 @@ type Config struct {
 	Files   FilePolicy `json:"files"`
 	// Memory tunes hybrid search (weights, fusion, MMR, decay, ...).
 	Memory memory.Config `json:"memory"`
+	// Egress is what the sandbox may reach on the network.
+	Egress EgressPolicy `json:"egress"`
 }
+
+// EgressPolicy lists the destinations a workspace's sandbox may reach. The
+// sandbox's network has loopback only; its commands get HTTP_PROXY and
+// HTTPS_PROXY pointing at a host proxy that allows these names (entries
+// "name", "name:port", "*.suffix[:port]"; no port means 443 and 80) and
+// dials through the node's address guard, so private and metadata addresses
+// stay closed unless the operator allows them node-wide. Empty: no egress.
+type EgressPolicy struct {
+	Allow []string `json:"allow"`
+}
+
+// MaxEgressEntries bounds egress.allow.
+const MaxEgressEntries = 256
 
 // ModelRef names one model of one provider.
 type ModelRef struct {
@@ -214,6 +230,11 @@ func (c *Config) Validate() error {
 	}
 	checkGlobs("files.deny", c.Files.Deny)
 	checkGlobs("files.read_only", c.Files.ReadOnly)
+	if len(c.Egress.Allow) > MaxEgressEntries {
+		bad("egress.allow", "%d entries, at most %d", len(c.Egress.Allow), MaxEgressEntries)
+	} else if _, err := netguard.ParseEgressRules(c.Egress.Allow); err != nil {
+		bad("egress.allow", "%v", err)
+	}
 	if err := c.Memory.WithDefaults().Validate(); err != nil {
 		bad("memory", "%s", strings.TrimPrefix(err.Error(), memory.ErrInvalidConfig.Error()+": "))
 	}

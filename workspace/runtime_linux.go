@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fusefs"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
@@ -24,6 +26,7 @@ type live struct {
 	limit fusefs.Limits
 	view  *fusefs.Server
 	sb    *sandbox.Sandbox
+	proxy *netguard.EgressProxy // the sandbox's egress proxy
 	gen   int
 	// stopped is closed once the sandbox has ended and its view is unmounted.
 	stopped chan struct{}
@@ -219,6 +222,7 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 		return nil, fmt.Errorf("sandbox %s: create mountpoint: %w", id, err)
 	}
 	sbc := SandboxConfig(w, mp)
+	sbc.Env = append(sbc.Env, egressEnv...)
 	// Callers: the view is mounted allow_other for the sandbox's uid; no
 	// other host user may use it even if they find the mountpoint.
 	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{
@@ -242,11 +246,19 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 		os.Remove(mp)
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
+	proxy, err := s.startEgress(sb, w)
+	if err != nil {
+		sb.Close()
+		view.Unmount()
+		os.Remove(mp)
+		return nil, fmt.Errorf("sandbox %s: egress proxy: %w", id, err)
+	}
 	stopped := make(chan struct{})
-	l.view, l.sb, l.stopped = view, sb, stopped
+	l.view, l.sb, l.proxy, l.stopped = view, sb, proxy, stopped
 	go func() {
 		defer close(stopped)
 		<-sb.Done()
+		proxy.Close()
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err := view.Unmount(); err != nil {
@@ -254,7 +266,7 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 		}
 		os.Remove(mp)
 		if l.sb == sb {
-			l.sb, l.view = nil, nil
+			l.sb, l.view, l.proxy = nil, nil, nil
 		}
 	}()
 	s.log.Info("sandbox started", "workspace", id, "init_pid", sb.InitPID(), "mountpoint", mp, "passthrough", view.Passthrough())
@@ -339,9 +351,45 @@ func (s *Service) applyConfig(w *Workspace) {
 	if err != nil {
 		return // Validate accepted the config, so this does not happen
 	}
+	rules, err := netguard.ParseEgressRules(w.Config.Egress.Allow)
+	if err != nil {
+		return // likewise validated
+	}
 	l.mu.Lock()
 	if l.view != nil {
 		l.view.SetPolicy(pol)
 	}
+	if l.proxy != nil {
+		l.proxy.SetRules(rules)
+	}
 	l.mu.Unlock()
+}
+
+// startEgress serves workspace w's egress proxy on the sandbox's loopback,
+// with w's rules and the node's address guard. It runs before any command,
+// so nothing in the sandbox can hold the port first.
+func (s *Service) startEgress(sb *sandbox.Sandbox, w *Workspace) (*netguard.EgressProxy, error) {
+	return s.startEgressRules(sb, w.Config.Egress.Allow, s.log.With("workspace", w.ID))
+}
+
+// startEgressRules serves an egress proxy allowing entries in sb.
+func (s *Service) startEgressRules(sb *sandbox.Sandbox, entries []string, log *slog.Logger) (*netguard.EgressProxy, error) {
+	_, guard, err := s.ag.options()
+	if err != nil {
+		return nil, err
+	}
+	rules, err := netguard.ParseEgressRules(entries)
+	if err != nil {
+		return nil, err
+	}
+	p, err := netguard.NewEgressProxy(netguard.EgressOptions{Guard: guard, Rules: rules, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := sb.ListenTCP(EgressProxyAddr)
+	if err != nil {
+		return nil, err
+	}
+	go p.Serve(ln)
+	return p, nil
 }

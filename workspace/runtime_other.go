@@ -5,7 +5,9 @@ package workspace
 import (
 	"context"
 	"errors"
+	"log/slog"
 
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
@@ -22,4 +24,8 @@ func (s *Service) StopSandbox(string) error { return nil }
 // Exec is unsupported off Linux.
 func (s *Service) Exec(context.Context, string, sandbox.Command) (sandbox.Result, error) {
 	return sandbox.Result{}, errors.ErrUnsupported
+}
+
+func (s *Service) startEgressRules(*sandbox.Sandbox, []string, *slog.Logger) (*netguard.EgressProxy, error) {
+	return nil, errors.ErrUnsupported
 }

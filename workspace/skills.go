@@ -22,6 +22,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/agent"
 	"github.com/bulkhead-dev/bulkhead/kv"
+	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
@@ -46,8 +47,13 @@ type Skill struct {
 	// Credentials are the workspace credential names the skill receives as
 	// environment variables (upper-cased, '.' and '-' as '_').
 	Credentials []string `json:"credentials"`
-	// Network is true when the skill declares it needs egress.
+	// Network is true when the skill declares it needs egress; Egress then
+	// lists where to (netguard egress rules: "name[:port]",
+	// "*.suffix[:port]"). The skill's sandbox reaches exactly those names
+	// through a host proxy and the node's address guard. The operator
+	// vets the list when adding the skill.
 	Network   bool            `json:"network"`
+	Egress    []string        `json:"egress,omitempty"`
 	Timeout   Duration        `json:"timeout"`
 	MaxOutput int64           `json:"max_output"`
 	Schema    json.RawMessage `json:"schema,omitempty"`
@@ -90,12 +96,9 @@ func ParseSkillMD(data []byte) (*Skill, error) {
 		case "exec":
 			sk.Exec = v
 		case "credentials":
-			v = strings.Trim(v, "[]")
-			for _, c := range strings.Split(v, ",") {
-				if c = strings.Trim(strings.TrimSpace(c), `"'`); c != "" {
-					sk.Credentials = append(sk.Credentials, c)
-				}
-			}
+			sk.Credentials = append(sk.Credentials, frontList(v)...)
+		case "egress":
+			sk.Egress = append(sk.Egress, frontList(v)...)
 		case "network":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -126,7 +129,22 @@ func ParseSkillMD(data []byte) (*Skill, error) {
 			}
 		}
 	}
+	if len(sk.Egress) > 0 {
+		sk.Network = true
+	}
 	return sk, sk.validate()
+}
+
+// frontList splits a front matter list: comma-separated, optionally in
+// [brackets], items optionally quoted.
+func frontList(v string) []string {
+	var out []string
+	for _, c := range strings.Split(strings.Trim(v, "[]"), ",") {
+		if c = strings.Trim(strings.TrimSpace(c), `"'`); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func (sk *Skill) validate() error {
@@ -144,6 +162,15 @@ func (sk *Skill) validate() error {
 		return fmt.Errorf("%w: exec %q must be a path inside the skill directory", ErrInvalidSkill, sk.Exec)
 	}
 	sk.Exec = clean
+	if sk.Network && len(sk.Egress) == 0 {
+		return fmt.Errorf("%w: network: true needs an egress: list of the hosts the skill reaches (e.g. egress: api.github.com)", ErrInvalidSkill)
+	}
+	if len(sk.Egress) > MaxEgressEntries {
+		return fmt.Errorf("%w: egress: %d entries, at most %d", ErrInvalidSkill, len(sk.Egress), MaxEgressEntries)
+	}
+	if _, err := netguard.ParseEgressRules(sk.Egress); err != nil {
+		return fmt.Errorf("%w: egress: %v", ErrInvalidSkill, err)
+	}
 	for _, c := range sk.Credentials {
 		if err := ValidateCredentialName(c); err != nil {
 			return fmt.Errorf("%w: credentials: %v", ErrInvalidSkill, err)
@@ -486,7 +513,7 @@ func (s *Service) RunSkill(ctx context.Context, ws, name string, params json.Raw
 	if err != nil {
 		return "", err
 	}
-	if sk.Network {
+	if sk.Network && len(sk.Egress) == 0 { // registered before egress lists existed
 		return "", fmt.Errorf("skill %s: %w", name, ErrSkillEgress)
 	}
 	var env []string
@@ -519,6 +546,9 @@ func (s *Service) RunSkill(ctx context.Context, ws, name string, params json.Raw
 		EnvAllow:    []string{},
 		IdleTimeout: -1,
 	}
+	if sk.Network {
+		cfg.Env = append(cfg.Env, egressEnv...)
+	}
 	if len(params) == 0 {
 		params = json.RawMessage(`{}`)
 	}
@@ -527,6 +557,13 @@ func (s *Service) RunSkill(ctx context.Context, ws, name string, params json.Raw
 		return "", fmt.Errorf("skill %s: start sandbox: %w", name, err)
 	}
 	defer sb.Close()
+	if sk.Network {
+		proxy, err := s.startEgressRules(sb, sk.Egress, s.log.With("workspace", ws, "skill", name))
+		if err != nil {
+			return "", fmt.Errorf("skill %s: egress proxy: %w", name, err)
+		}
+		defer proxy.Close()
+	}
 	stdout := &capWriter{max: int(sk.MaxOutput)}
 	stderr := &capWriter{max: 256 << 10}
 	res, err := sb.Exec(ctx, sandbox.Command{

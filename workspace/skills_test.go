@@ -48,6 +48,9 @@ func TestParseSkillMD(t *testing.T) {
 		"---\nname: x\ndescription: d\ncredentials: openai_api_key\n---\n",
 		"---\nname: x\ndescription: d\ncredentials: anthropic_api_key_2\n---\n",
 		"---\nname: x\ndescription: d\nnetwork: maybe\n---\n",
+		"---\nname: x\ndescription: d\nnetwork: true\n---\n",
+		"---\nname: x\ndescription: d\negress: 10.0.0.1:443\n---\n",
+		"---\nname: x\ndescription: d\negress: [api.example.com, *]\n---\n",
 		"---\nname: x\ndescription: d\ntimeout: 1h\n---\n",
 		"---\nname: x\ndescription: d\nbogus: 1\n---\n",
 	} {
@@ -217,12 +220,9 @@ touch /skill/planted 2>&1 || echo SKILL-DIR-READONLY
 		t.Fatal("enabled skill missing from the system prompt")
 	}
 
-	// A skill that declares egress is refused: this node gives none.
-	_, err = f.s.AddSkill(ctx, writeSkill(t, "fetcher", "", true, "#!/bin/sh\n"))
-	must(err)
-	must(f.s.EnableSkill(ctx, "alice", "fetcher"))
-	if _, err := f.s.RunSkill(ctx, "alice", "fetcher", nil); !errors.Is(err, ErrSkillEgress) {
-		t.Fatalf("network skill: %v", err)
+	// A skill that wants the network must say where to.
+	if _, err := f.s.AddSkill(ctx, writeSkill(t, "fetcher", "", true, "#!/bin/sh\n")); !errors.Is(err, ErrInvalidSkill) || !strings.Contains(err.Error(), "egress") {
+		t.Fatalf("network skill without an egress list: %v", err)
 	}
 	_ = agent.SkillInfo{}
 }
