@@ -26,6 +26,24 @@ func (r oneNameResolver) LookupNetIP(_ context.Context, _, host string) ([]netip
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
+// mirrorService serves h on loopback as mirror.test (returning its port)
+// and opens a Service whose address guard lets mirror.test through, as an
+// operator would for an internal mirror.
+func mirrorService(t *testing.T, h http.HandlerFunc) (*Service, string) {
+	t.Helper()
+	up := httptest.NewServer(h)
+	t.Cleanup(up.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	g, err := netguard.New(netguard.Config{Allow: []string{"mirror.test:" + port}, Resolver: oneNameResolver("mirror.test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openService(t, t.TempDir(), "pw")
+	t.Cleanup(func() { s.Close() })
+	s.SetAgentOptions(AgentOptions{Guard: g})
+	return s, port
+}
+
 // A sandbox reaches the network only through its workspace's egress proxy,
 // only to the names its config allows, and a config change applies to the
 // running sandbox at once. Tried from the attacker's side: direct
@@ -36,21 +54,10 @@ func TestSandboxEgressThroughProxy(t *testing.T) {
 	testutil.RequireUserNS(t)
 	curl := testutil.RequireBinary(t, "curl")
 	ctx := context.Background()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s, port := mirrorService(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "mirror says hi to %s", r.URL.Path)
-	}))
-	defer up.Close()
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	})
 	dest := "mirror.test:" + port
-	// The operator lets mirror.test (an internal mirror on loopback here)
-	// through the node's address guard.
-	g, err := netguard.New(netguard.Config{Allow: []string{dest}, Resolver: oneNameResolver("mirror.test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := openService(t, t.TempDir(), "pw")
-	defer s.Close()
-	s.SetAgentOptions(AgentOptions{Guard: g})
 	for _, id := range []string{"alice", "bob"} {
 		if _, err := s.Create(ctx, id, nil); err != nil {
 			t.Fatal(err)
@@ -98,7 +105,7 @@ func TestSandboxEgressThroughProxy(t *testing.T) {
 		t.Fatalf("egress after revoking: %q", out)
 	}
 	// A malformed allowlist is refused with the field named.
-	_, err = s.UpdateConfig(ctx, "alice", func(c *Config) error { return c.Set("egress.allow", `["10.0.0.1:443"]`) })
+	_, err := s.UpdateConfig(ctx, "alice", func(c *Config) error { return c.Set("egress.allow", `["10.0.0.1:443"]`) })
 	if err == nil || !strings.Contains(err.Error(), "egress.allow") || !strings.Contains(err.Error(), "not an address") {
 		t.Fatalf("an address in egress.allow: %v", err)
 	}
@@ -111,19 +118,10 @@ func TestSkillEgress(t *testing.T) {
 	testutil.RequireUserNS(t)
 	curl := testutil.RequireBinary(t, "curl")
 	ctx := context.Background()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s, port := mirrorService(t, func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "mirror got token %s", r.Header.Get("X-Token"))
-	}))
-	defer up.Close()
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	})
 	dest := "mirror.test:" + port
-	g, err := netguard.New(netguard.Config{Allow: []string{dest}, Resolver: oneNameResolver("mirror.test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := openService(t, t.TempDir(), "pw")
-	defer s.Close()
-	s.SetAgentOptions(AgentOptions{Guard: g})
 	if _, err := s.Create(ctx, "alice", nil); err != nil {
 		t.Fatal(err)
 	}
