@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/containerd/cgroups/v3/cgroup1"
 )
 
 // thawTimeout bounds waiting for the kernel to report a group thawed.
@@ -70,25 +67,13 @@ type freezerFiles struct {
 }
 
 func (s *Sandbox) freezer() (*freezerFiles, error) {
-	switch c := s.cg.(type) {
-	case *cgroupV2:
-		return &freezerFiles{v2: true, ctl: filepath.Join(c.dir, "cgroup.freeze"), stat: filepath.Join(c.dir, "cgroup.events")}, nil
-	case *cgroupV1:
-		// The sandbox's group has the same name in every hierarchy, nested
-		// under bulkhead's own group of that controller.
-		rel, err := cgroup1.NestedPath("/" + filepath.Base(c.memPath))(cgroup1.Freezer)
-		if err != nil {
-			return nil, fmt.Errorf("freezer path: %w", err)
-		}
-		for _, dir := range v1Dirs(string(cgroup1.Freezer), rel) {
-			st := filepath.Join(dir, "freezer.state")
-			if _, err := os.Stat(st); err == nil {
-				return &freezerFiles{ctl: st, stat: st}, nil
-			}
-		}
-		return nil, errors.New("no v1 freezer group for the sandbox")
+	if s.cg == nil {
+		return nil, errors.New("sandbox has no cgroup")
 	}
-	return nil, errors.New("sandbox has no cgroup")
+	if f := s.cg.freezer(); f != nil {
+		return f, nil
+	}
+	return nil, errors.New("no v1 freezer group for the sandbox")
 }
 
 func (f *freezerFiles) frozen() (bool, error) {
