@@ -198,7 +198,6 @@ func (s *Server) Invalidate(rel string) {
 			// listing of dir without it.
 			dir.NotifyContent(0, 0)
 			dir.NotifyEntry(name)
-			s.sys.forgetNegative(dir, name)
 			if child != nil {
 				child.NotifyContent(0, 0)
 			}
@@ -227,9 +226,10 @@ func (s *Server) InvalidateAll() {
 		}
 		dir.NotifyContent(0, 0)
 	}
-	walk(&s.sys.root.Inode)
-	for _, k := range s.sys.takeNegatives() {
-		k.dir.NotifyEntry(k.name)
+	root := &s.sys.root.Inode
+	walk(root)
+	for _, name := range s.sys.takeRootMisses() {
+		root.NotifyEntry(name)
 	}
 }
 

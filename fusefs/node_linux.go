@@ -31,72 +31,62 @@ type fsys struct {
 	root       *node
 
 	// negTimeout is how long the kernel caches a name that does not
-	// exist. Every such negative entry is recorded in negatives until it
-	// expires, so InvalidateAll can drop it when the backing directory
-	// changes beside the view; when the record is full, misses are
-	// answered uncached instead.
+	// exist. InvalidateAll drops such negative entries below the root by
+	// invalidating their directory's own entry, which takes its unused
+	// children with it; the root has no entry of its own, so the names
+	// missing there are recorded in rootMisses until they expire. When
+	// the record is full, misses in the root are answered uncached.
 	negTimeout time.Duration
 	negMu      sync.Mutex
-	negatives  map[negKey]time.Time // → expiry
+	rootMisses map[string]time.Time // → expiry
 }
 
-// negKey names an entry the kernel caches as missing.
-type negKey struct {
-	dir  *gofs.Inode
-	name string
-}
+// maxRootMisses bounds the record of names cached as missing in the root.
+const maxRootMisses = 4096
 
-// maxNegatives bounds the record of cached negative entries.
-const maxNegatives = 1 << 14
-
-// rememberNegative records that the kernel will cache name in dir as
-// missing, and reports false if it must not (no negative caching, or the
-// record is full).
-func (s *fsys) rememberNegative(dir *gofs.Inode, name string) bool {
+// cacheMiss reports whether the kernel may cache name in directory dir as
+// missing, and records it if dir is the root.
+func (s *fsys) cacheMiss(dir *node, name string) bool {
 	if s.negTimeout <= 0 {
 		return false
+	}
+	if dir != s.root {
+		return true
 	}
 	now := time.Now()
 	s.negMu.Lock()
 	defer s.negMu.Unlock()
-	if s.negatives == nil {
-		s.negatives = map[negKey]time.Time{}
+	if s.rootMisses == nil {
+		s.rootMisses = map[string]time.Time{}
 	}
-	if len(s.negatives) >= maxNegatives {
-		for k, exp := range s.negatives {
+	if len(s.rootMisses) >= maxRootMisses {
+		for k, exp := range s.rootMisses {
 			if now.After(exp) {
-				delete(s.negatives, k)
+				delete(s.rootMisses, k)
 			}
 		}
-		if len(s.negatives) >= maxNegatives {
+		if len(s.rootMisses) >= maxRootMisses {
 			return false
 		}
 	}
 	// A little longer than the kernel keeps it, so the record never
 	// expires first.
-	s.negatives[negKey{dir, name}] = now.Add(s.negTimeout + time.Second)
+	s.rootMisses[name] = now.Add(s.negTimeout + time.Second)
 	return true
 }
 
-// forgetNegative drops the record of name in dir.
-func (s *fsys) forgetNegative(dir *gofs.Inode, name string) {
-	s.negMu.Lock()
-	delete(s.negatives, negKey{dir, name})
-	s.negMu.Unlock()
-}
-
-// takeNegatives empties the record and returns the entries the kernel may
-// still cache.
-func (s *fsys) takeNegatives() []negKey {
+// takeRootMisses empties the record and returns the names the kernel may
+// still cache as missing in the root.
+func (s *fsys) takeRootMisses() []string {
 	now := time.Now()
 	s.negMu.Lock()
-	all := s.negatives
-	s.negatives = nil
+	all := s.rootMisses
+	s.rootMisses = nil
 	s.negMu.Unlock()
-	out := make([]negKey, 0, len(all))
-	for k, exp := range all {
+	out := make([]string, 0, len(all))
+	for name, exp := range all {
 		if now.Before(exp) {
-			out = append(out, k)
+			out = append(out, name)
 		}
 	}
 	return out
@@ -342,7 +332,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	gen, err := statRel(n.sys.b, rel, &st)
 	if err != nil {
 		errno := gofs.ToErrno(err)
-		if errno != syscall.ENOENT || !n.sys.rememberNegative(&n.Inode, name) {
+		if errno != syscall.ENOENT || !n.sys.cacheMiss(n, name) {
 			uncachedMiss(out)
 		}
 		return nil, errno
@@ -902,8 +892,12 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var fd int
-	if f == nil || !sok {
+	// An open file does the work itself (futimens, fchmod, ftruncate and
+	// fstat on its descriptor); otherwise the node is opened by path.
+	_, fileSets := f.(gofs.FileSetattrer)
+	_, fileGets := f.(gofs.FileGetattrer)
+	fd := -1
+	if !fileSets || !fileGets {
 		var err error
 		fd, err = n.sys.b.open(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
 		if err != nil {
