@@ -12,6 +12,12 @@
 //     must call RunInitIfRequested first thing. The host process never
 //     unshares anything itself: namespaces, uid/gid maps and (on cgroup v2)
 //     cgroup membership come from clone flags (SysProcAttr).
+//   - launcher: a small helper process (the same binary with a hidden
+//     argument, one per bulkhead process, PDEATHSIG to bulkhead) that clones
+//     every init. A clone into a new user namespace cannot share memory with
+//     its parent in Go, so cloning from bulkhead would copy the page tables of
+//     bulkhead's whole heap at every Start; the launcher's are tiny. Inits die
+//     with the launcher (PDEATHSIG); the next Start starts a new one.
 //   - command: one program the init forks and execs on request; a tool call
 //     is one Exec, which costs one fork+exec inside an existing sandbox.
 //

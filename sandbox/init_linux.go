@@ -23,14 +23,20 @@ import (
 const initFD = 3
 
 // RunInitIfRequested turns the process into a sandbox init when it was
-// started as one (os.Args[1] == InitArg) and never returns in that case. It
-// must be the first thing main (and TestMain) does. Otherwise it returns at
-// once, doing nothing.
+// started as one (os.Args[1] == InitArg), or into the sandbox launcher
+// (launcher_linux.go), and never returns in those cases. It must be the
+// first thing main (and TestMain) does. Otherwise it returns at once, doing
+// nothing.
 func RunInitIfRequested() {
-	if len(os.Args) < 2 || os.Args[1] != InitArg {
+	if len(os.Args) < 2 {
 		return
 	}
-	os.Exit(runInit())
+	switch os.Args[1] {
+	case InitArg:
+		os.Exit(runInit())
+	case launcherArg:
+		os.Exit(runLauncher())
+	}
 }
 
 func runInit() int {

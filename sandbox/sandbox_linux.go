@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,11 +20,12 @@ import (
 // Sandbox is one live sandbox: an init process (PID 1 of its namespaces)
 // that runs commands sent to it. Methods are safe for concurrent use.
 type Sandbox struct {
-	cfg  Config
-	cg   cgroup
-	cmd  *exec.Cmd
-	conn *conn
-	home string
+	cfg   Config
+	cg    cgroup
+	pid   int      // the init's pid on the host
+	pidfd *os.File // the init's pidfd, for signals that cannot hit a reused pid
+	conn  *conn
+	home  string
 
 	stderr  *capBuffer
 	dead    chan struct{} // closed when the init has exited
@@ -64,7 +63,7 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if err := checkHostIDs(c.HostUID, c.HostGID); err != nil {
 		return nil, &SetupError{Layer: "user", Err: err}
 	}
-	if _, err := buildFilter(policy()); err != nil {
+	if err := filterBuilds(); err != nil {
 		return nil, &SetupError{Layer: "seccomp", Err: err}
 	}
 	sweepOnce.Do(sweepStale)
@@ -84,6 +83,14 @@ func Start(ctx context.Context, cfg Config) (*Sandbox, error) {
 	}
 	return s, nil
 }
+
+// filterBuilds checks once per process that the seccomp policy compiles,
+// so a broken policy fails Start before anything is cloned (the init builds
+// and loads its own copy).
+var filterBuilds = sync.OnceValue(func() error {
+	_, err := buildFilter(policy())
+	return err
+})
 
 func checkHostIDs(uid, gid uint32) error {
 	if os.Geteuid() == 0 {
@@ -107,31 +114,31 @@ func (s *Sandbox) start(ctx context.Context) error {
 		unix.Close(pair[0])
 		return &SetupError{Layer: "ipc", Err: err}
 	}
-	cmd := exec.Command("/proc/self/exe", InitArg)
-	cmd.Args[0] = "bulkhead-sandbox"
-	// The init's environment is not the commands': it only tunes the Go
-	// runtime to stay small.
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = s.stderr
-	attr := &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS |
-			syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET | syscall.CLONE_NEWCGROUP,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(s.cfg.HostUID), Size: 1}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(s.cfg.HostGID), Size: 1}},
-		GidMappingsEnableSetgroups: false,
-		// Become uid/gid 0 of the namespace, i.e. HostUID/HostGID on the host,
-		// before exec (a clone by host root is otherwise still kuid 0, unmapped).
-		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-		Pdeathsig:  syscall.SIGKILL,
+	// The init's stderr: kept (capped) for setup errors and its last words.
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		return &SetupError{Layer: "ipc", Err: fmt.Errorf("stderr pipe: %w", err)}
 	}
+	stderrDone := make(chan struct{})
+	go func() {
+		io.Copy(s.stderr, stderrR)
+		stderrR.Close()
+		close(stderrDone)
+	}()
+	l, err := getLauncher()
+	if err != nil {
+		stderrW.Close()
+		return &SetupError{Layer: "init", Err: err}
+	}
+	launchFDs := []int{int(child.Fd()), int(stderrW.Fd())}
+	lp := launchParams{UID: s.cfg.HostUID, GID: s.cfg.HostGID}
 	if fd := s.cg.intoFD(); fd >= 0 {
-		attr.UseCgroupFD = true
-		attr.CgroupFD = fd
+		lp.Cgroup = true
+		launchFDs = append(launchFDs, fd)
 	}
-	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	pid, pidfd, err := l.launch(lp, launchFDs)
+	stderrW.Close()
+	if err != nil {
 		layer := "namespaces"
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
 			if uerr := UserNamespacesAvailable(); uerr != nil {
@@ -140,16 +147,26 @@ func (s *Sandbox) start(ctx context.Context) error {
 		}
 		return &SetupError{Layer: layer, Err: fmt.Errorf("clone init: %w", err)}
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.dead)
-		s.failAll()
-	}()
+	s.pid, s.pidfd = pid, pidfd
+	l.watch(pid, func(ws unix.WaitStatus, err error) {
+		if err == nil {
+			err = waitStatusError(ws)
+		}
+		go func() {
+			// Its last words first (the pipe ends when the init is gone).
+			select {
+			case <-stderrDone:
+			case <-time.After(time.Second):
+			}
+			s.waitErr = err
+			close(s.dead)
+			s.failAll()
+		}()
+	})
 	if s.cg.intoFD() < 0 {
 		// v1: join the cgroup before the init does anything (it waits for
 		// the setup request below).
-		if err := s.cg.add(cmd.Process.Pid); err != nil {
+		if err := s.cg.add(pid); err != nil {
 			return &SetupError{Layer: "cgroup", Err: fmt.Errorf("add init: %w", err)}
 		}
 	}
@@ -340,7 +357,7 @@ func (s *Sandbox) Ping(ctx context.Context) error {
 func (s *Sandbox) Config() Config { return s.cfg }
 
 // InitPID is the init's pid on the host.
-func (s *Sandbox) InitPID() int { return s.cmd.Process.Pid }
+func (s *Sandbox) InitPID() int { return s.pid }
 
 // CgroupPath is the sandbox's cgroup directory on the host (the memory
 // controller's on cgroup v1).
@@ -551,9 +568,10 @@ func (s *Sandbox) Close() error {
 			s.idle.Stop()
 		}
 		s.mu.Unlock()
-		if s.cmd != nil && s.cmd.Process != nil {
-			s.cmd.Process.Signal(syscall.SIGKILL)
+		if s.pidfd != nil {
+			unix.PidfdSendSignal(int(s.pidfd.Fd()), unix.SIGKILL, nil, 0)
 			<-s.dead
+			s.pidfd.Close()
 		}
 		if s.conn != nil {
 			s.conn.Close()

@@ -40,6 +40,7 @@ type Options struct {
 
 // Main runs the probe (or one of its child modes) and returns the exit code.
 func Main(args []string) int {
+	recordStartupLeaks()
 	if len(args) > 0 {
 		switch args[0] {
 		case "int80":
