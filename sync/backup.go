@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -96,9 +95,6 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 		}
 	}
 	up := r.newUploader(ctx, &meter.transferred)
-	// pending[i] holds the chunk refs of tree[i] until the uploader's
-	// workers have filled in their ids.
-	pending := make([][]*ChunkRef, len(tree))
 	var parentNodes map[string]*Node
 	if parent != nil {
 		parentNodes = make(map[string]*Node, len(parent.Tree))
@@ -129,8 +125,10 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 	}
 	meter.report(false)
 
-	// Read changed files on several goroutines: small files make a single
-	// reader wait on open/read syscalls, not on the CPU.
+	// Read changed files on several goroutines, each hashing, compressing
+	// and sealing its chunks straight from its own read buffer: small files
+	// make a single reader wait on open/read syscalls, and handing chunks to
+	// other goroutines would cost a copy of every byte.
 	var mu gosync.Mutex // guards meter, snap.Stats, tree sizes
 	progress := func(files, bytes int64) {
 		mu.Lock()
@@ -139,52 +137,57 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 		meter.report(false)
 		mu.Unlock()
 	}
-	parallel(up.ctx, len(toRead), fileReaders, func(k int) {
-		n := &tree[toRead[k]]
-		buf := chunkerBufPool.Get().(*[]byte)
-		refs, size, err := r.chunkStream(up.ctx, up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, *buf, progress)
-		chunkerBufPool.Put(buf)
-		if err != nil {
-			up.cancel(fmt.Errorf("read %s: %w", n.Path, err))
-			return
+	next := make(chan int)
+	var readers gosync.WaitGroup
+	for range min(fileReaders, len(toRead)) {
+		readers.Go(func() {
+			var bufs chunkBuffers
+			for i := range next {
+				n := &tree[i]
+				refs, size, err := r.chunkStream(up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, &bufs, progress)
+				if err != nil {
+					up.cancel(fmt.Errorf("read %s: %w", n.Path, err))
+					continue
+				}
+				mu.Lock()
+				n.Size = size // the file may have changed since the scan
+				n.Chunks = refs
+				snap.Stats.BytesRead += size
+				snap.Stats.Bytes += size
+				mu.Unlock()
+				progress(1, 0) // its bytes were counted chunk by chunk
+			}
+		})
+	}
+	for _, i := range toRead {
+		if up.ctx.Err() != nil {
+			break
 		}
-		mu.Lock()
-		n.Size = size // the file may have changed since the scan
-		pending[toRead[k]] = refs
-		snap.Stats.BytesRead += size
-		snap.Stats.Bytes += size
-		mu.Unlock()
-		progress(1, 0) // its bytes were counted chunk by chunk
-	})
+		select {
+		case next <- i:
+		case <-up.ctx.Done():
+		}
+	}
+	close(next)
+	readers.Wait()
 	if up.ctx.Err() != nil {
 		_, err := up.finish()
 		return nil, err
 	}
-	var stateRefs []*ChunkRef
 	if opts.State != nil {
-		buf := chunkerBufPool.Get().(*[]byte)
-		refs, size, err := r.chunkStream(ctx, up, "", opts.State, *buf, progress)
-		chunkerBufPool.Put(buf)
+		var bufs chunkBuffers
+		refs, size, err := r.chunkStream(up, "", opts.State, &bufs, progress)
 		if err != nil {
 			up.abort()
 			return nil, fmt.Errorf("read state stream: %w", err)
 		}
-		stateRefs = refs
-		snap.State = &Content{Size: size}
+		snap.State = &Content{Size: size, Chunks: refs}
 		snap.Stats.Bytes += size
 		snap.Stats.BytesRead += size
 	}
 	packs, err := up.finish()
 	if err != nil {
 		return nil, err
-	}
-	for i, refs := range pending {
-		if refs != nil {
-			tree[i].Chunks = derefChunks(refs)
-		}
-	}
-	if snap.State != nil {
-		snap.State.Chunks = derefChunks(stateRefs)
 	}
 	snap.Tree = tree
 	snap.Stats.NewBlobs, snap.Stats.BytesNew = up.newBlobs, up.newBytes
@@ -206,17 +209,6 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 	r.logger.Info("backup done", "snapshot", snap.ID, "files", snap.Stats.Files, "bytes", snap.Stats.Bytes,
 		"uploaded", snap.Stats.BytesUploaded, "duration", snap.Stats.Duration)
 	return snap, nil
-}
-
-func derefChunks(refs []*ChunkRef) []ChunkRef {
-	if len(refs) == 0 {
-		return nil
-	}
-	out := make([]ChunkRef, len(refs))
-	for i, c := range refs {
-		out[i] = *c
-	}
-	return out
 }
 
 // unchanged reports whether cur can reuse prev's chunks without reading.
@@ -342,15 +334,22 @@ func fileMode(u uint32) fs.FileMode {
 	return m
 }
 
-// fileReaders is how many files Backup reads at once.
+// fileReaders is how many files Backup reads (and chunks, hashes,
+// compresses and seals) at once: more than the core count, so that one
+// waiting on a read still leaves the cores busy.
 const fileReaders = 4
 
-var chunkerBufPool = gosync.Pool{New: func() any { b := make([]byte, 2*MaxChunkSize); return &b }}
+// chunkBuffers are one reader's buffers, reused for every file it reads:
+// the chunker's read buffer and the compressor's output.
+type chunkBuffers struct {
+	read    []byte
+	scratch []byte
+}
 
 // chunkStream splits the file at path (or rd when path is "") into chunks
-// and hands them to the uploader. It returns the chunk refs (ids filled in
-// by the time up.finish returns) and the byte count.
-func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string, rd io.Reader, buf []byte, progress func(files, bytes int64)) ([]*ChunkRef, int64, error) {
+// and hands each to the uploader, which hashes and stores it before the
+// next is read. It returns the chunk refs and the byte count.
+func (r *Repository) chunkStream(up *uploader, path string, rd io.Reader, bufs *chunkBuffers, progress func(files, bytes int64)) ([]ChunkRef, int64, error) {
 	if path != "" {
 		f, err := openNoFollow(path)
 		if err != nil {
@@ -359,8 +358,9 @@ func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string,
 		defer f.Close()
 		rd = f
 	}
-	ch := newChunker(rd, &r.keys.gear, buf)
-	var refs []*ChunkRef
+	ch := newChunker(rd, &r.keys.gear, bufs.read)
+	bufs.read = ch.buf
+	var refs []ChunkRef
 	var size int64
 	for {
 		chunk, err := ch.next()
@@ -370,61 +370,58 @@ func (r *Repository) chunkStream(ctx context.Context, up *uploader, path string,
 		if err != nil {
 			return nil, 0, err
 		}
-		ref := &ChunkRef{Size: uint32(len(chunk))}
-		refs = append(refs, ref)
-		size += int64(len(chunk))
-		if err := up.add(chunk, ref); err != nil {
+		id, err := up.add(chunk, &bufs.scratch)
+		if err != nil {
 			return nil, 0, err
 		}
+		refs = append(refs, ChunkRef{ID: id, Size: uint32(len(chunk))})
+		size += int64(len(chunk))
 		progress(0, int64(len(chunk)))
 	}
 }
 
-// uploadConcurrency is how many packs upload at once. Stores are latency
-// bound (an fsync, an HTTP round trip), so more than the core count pays;
-// each in-flight pack holds about TargetPackSize bytes.
-const uploadConcurrency = 4
+// Upload pipeline bounds. Stores are latency bound (an fsync, an HTTP round
+// trip), so more uploads than cores pay. Every pack in flight holds a
+// buffer of about TargetPackSize bytes: uploadConcurrency being sent, one
+// being filled and one whose last blobs are still being sealed. The buffers
+// are reused for the whole operation, so the memory is bounded and touched
+// once.
+const (
+	uploadConcurrency = 4
+	packBuffers       = uploadConcurrency + 2
+)
 
-// uploader hashes, deduplicates, seals and packs chunks on worker goroutines
-// and uploads full packs on uploadConcurrency more.
+// uploader deduplicates, compresses, seals and packs blobs on the callers'
+// goroutines and uploads full packs on uploadConcurrency more.
 type uploader struct {
 	r        *Repository
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	jobs     chan blobJob
 	packs    chan *packBuilder
-	workers  gosync.WaitGroup
+	free     chan []byte // pack buffers; nil means not yet allocated
 	senders  gosync.WaitGroup
 	uploaded *atomic.Int64
 
 	repack bool // rewrite blobs even if the index has them
 
 	mu       gosync.Mutex
-	seen     map[ID]bool // blobs queued in this backup
+	seen     map[ID]bool // blobs stored in this operation
 	cur      *packBuilder
 	written  []indexPack
 	newBlobs int64
 	newBytes int64
 }
 
-type blobJob struct {
-	data *[]byte
-	ref  *ChunkRef
-}
-
-var chunkPool = gosync.Pool{New: func() any { b := make([]byte, 0, MaxChunkSize); return &b }}
-
 func (r *Repository) newUploader(ctx context.Context, uploaded *atomic.Int64) *uploader {
 	ctx, cancel := context.WithCancelCause(ctx)
 	u := &uploader{
 		r: r, ctx: ctx, cancel: cancel, uploaded: uploaded,
-		jobs:  make(chan blobJob, 4),
-		packs: make(chan *packBuilder, 1),
+		packs: make(chan *packBuilder, packBuffers),
+		free:  make(chan []byte, packBuffers),
 		seen:  map[ID]bool{},
-		cur:   newPackBuilder(),
 	}
-	for range max(1, runtime.GOMAXPROCS(0)) {
-		u.workers.Go(u.work)
+	for range packBuffers {
+		u.free <- nil
 	}
 	for range uploadConcurrency {
 		u.senders.Go(u.send)
@@ -432,60 +429,73 @@ func (r *Repository) newUploader(ctx context.Context, uploaded *atomic.Int64) *u
 	return u
 }
 
-// add queues a copy of chunk; ref.ID is set once a worker hashed it.
-func (u *uploader) add(chunk []byte, ref *ChunkRef) error {
-	bp := chunkPool.Get().(*[]byte)
-	*bp = append((*bp)[:0], chunk...)
-	select {
-	case u.jobs <- blobJob{data: bp, ref: ref}:
-		return nil
-	case <-u.ctx.Done():
-		chunkPool.Put(bp)
-		return context.Cause(u.ctx)
+// add stores one blob unless the repository or this operation already has
+// it, and returns its id. It is safe for concurrent use; chunk is not kept
+// after it returns. scratch holds the caller's compression buffer.
+func (u *uploader) add(chunk []byte, scratch *[]byte) (ID, error) {
+	k := u.r.keys
+	id := k.blobID(chunk)
+	u.mu.Lock()
+	_, known := u.r.index.lookup(id)
+	dup := known && !u.repack || u.seen[id]
+	u.seen[id] = true
+	u.mu.Unlock()
+	if err := u.ctx.Err(); err != nil {
+		return id, context.Cause(u.ctx)
 	}
+	if dup {
+		return id, nil
+	}
+	payload, enc := encodeBlob(chunk, *scratch)
+	if enc == encZstd {
+		*scratch = payload[:0] // keep the buffer if zstd grew it
+	}
+	n := sealedBlobSize(len(payload))
+	p, slot, full, err := u.reserve(id, n, len(chunk))
+	if err != nil {
+		return id, err
+	}
+	// Seal straight into the pack: no copy of the ciphertext.
+	k.sealBlobInto(slot, id, payload, enc)
+	p.writers.Done()
+	if full {
+		u.packs <- p // never blocks: the channel holds every buffer
+	}
+	return id, nil
 }
 
-func (u *uploader) work() {
-	k := u.r.keys
-	for job := range u.jobs {
-		data := *job.data
-		id := k.blobID(data)
-		job.ref.ID = id
+// reserve returns a slot of n bytes in the pack being filled, taking a
+// fresh buffer when there is none; full reports that the caller must send
+// the pack once its slot is sealed.
+func (u *uploader) reserve(id ID, n, raw int) (p *packBuilder, slot []byte, full bool, err error) {
+	for {
 		u.mu.Lock()
-		_, known := u.r.index.lookup(id)
-		dup := known && !u.repack || u.seen[id]
-		u.seen[id] = true
-		u.mu.Unlock()
-		if dup || u.ctx.Err() != nil {
-			chunkPool.Put(job.data)
-			continue
-		}
-		scratch := bufPool.Get().(*[]byte)
-		payload, enc := encodeBlob(data, *scratch)
-		n := sealedBlobSize(len(payload))
-		u.mu.Lock()
-		u.newBlobs++
-		u.newBytes += int64(len(data))
-		p := u.cur
-		slot := p.reserve(id, n, len(data))
-		var full *packBuilder
-		if p.size() >= TargetPackSize {
-			full, u.cur = p, newPackBuilder()
-		}
-		u.mu.Unlock()
-		// Seal straight into the pack: no copy of the ciphertext.
-		k.sealBlobInto(slot, id, payload, enc)
-		p.writers.Done()
-		if enc == encZstd {
-			*scratch = payload[:0] // keep the buffer if zstd grew it
-		}
-		bufPool.Put(scratch)
-		chunkPool.Put(job.data)
-		if full != nil {
-			select {
-			case u.packs <- full:
-			case <-u.ctx.Done():
+		if p = u.cur; p != nil {
+			slot = p.reserve(id, n, raw)
+			if p.size() >= TargetPackSize {
+				u.cur, full = nil, true
 			}
+			u.newBlobs++
+			u.newBytes += int64(raw)
+			u.mu.Unlock()
+			return p, slot, full, nil
+		}
+		u.mu.Unlock()
+		// Wait for a buffer without holding the lock: the senders need it.
+		var buf []byte
+		select {
+		case buf = <-u.free:
+		case <-u.ctx.Done():
+			return nil, nil, false, context.Cause(u.ctx)
+		}
+		u.mu.Lock()
+		if u.cur == nil {
+			u.cur = newPackBuilder(buf)
+			buf = nil
+		}
+		u.mu.Unlock()
+		if buf != nil {
+			u.free <- buf // another caller started a pack meanwhile
 		}
 	}
 }
@@ -493,12 +503,13 @@ func (u *uploader) work() {
 func (u *uploader) send() {
 	for p := range u.packs {
 		if u.ctx.Err() != nil {
-			p.release()
+			p.writers.Wait() // nobody may seal into a reused buffer
+			u.free <- p.release()
 			continue
 		}
 		data, id := p.finish(u.r.keys)
 		err := u.r.store.Put(u.ctx, packName(id), bytes.NewReader(data), int64(len(data)))
-		p.release()
+		u.free <- p.release()
 		if err != nil {
 			u.cancel(fmt.Errorf("upload pack %s: %w", id, err))
 			continue
@@ -511,14 +522,16 @@ func (u *uploader) send() {
 }
 
 // finish flushes the last pack, waits for all uploads and returns the packs
-// written.
+// written. No add may run during or after it.
 func (u *uploader) finish() ([]indexPack, error) {
-	close(u.jobs)
-	u.workers.Wait()
-	if u.cur.size() > 0 && u.ctx.Err() == nil {
-		u.packs <- u.cur
-	} else {
-		u.cur.release()
+	if p := u.cur; p != nil {
+		u.cur = nil
+		if p.size() > 0 && u.ctx.Err() == nil {
+			u.packs <- p
+		} else {
+			p.writers.Wait()
+			u.free <- p.release()
+		}
 	}
 	close(u.packs)
 	u.senders.Wait()

@@ -8,7 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"runtime/trace"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,28 +154,91 @@ func change1pct(b *testing.B, dir string, total int64) int64 {
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 
-// cpuNow returns this process's CPU time plus MinIO's: the work a phase
+// cpuNow returns this process's CPU time and MinIO's: the work a phase
 // costs, which load from other processes distorts far less than wall time.
-func cpuNow(b *testing.B, srv *miniotest.Server) time.Duration {
+func cpuNow(b *testing.B, srv *miniotest.Server) (self, minio time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	m, err := srv.CPUTime()
 	if err != nil {
 		b.Fatal(err)
 	}
-	return self + m
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), m
 }
 
-// BenchmarkSync runs the snapshot scenario once against MinIO and against a
-// local directory, printing ratios to the peer measured in the same run.
-// BULKHEAD_BENCH_SYNC_MB sets the tree size (default 1024).
+// phase is one measured run of the raw upload or the full backup.
+type phase struct {
+	wall, self, minio time.Duration
+	peakRSS           int64  // bytes; 0 when not measured
+	alloc             uint64 // bytes allocated by this process
+	gcs               uint32
+}
+
+func (p phase) cpu() time.Duration { return p.self + p.minio }
+
+// measure runs fn and returns its wall time and the CPU time it cost this
+// process and MinIO, plus this process's peak RSS while it ran.
+func measure(b *testing.B, srv *miniotest.Server, fn func()) phase {
+	debug.FreeOSMemory() // so that earlier phases' garbage is not counted
+	resetPeakRSS()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	self0, minio0 := cpuNow(b, srv)
+	start := time.Now()
+	fn()
+	wall := time.Since(start)
+	self1, minio1 := cpuNow(b, srv)
+	runtime.ReadMemStats(&ms1)
+	return phase{wall: wall, self: self1 - self0, minio: minio1 - minio0, peakRSS: peakRSS(),
+		alloc: ms1.TotalAlloc - ms0.TotalAlloc, gcs: ms1.NumGC - ms0.NumGC}
+}
+
+// resetPeakRSS sets this process's peak RSS (VmHWM) to its current RSS.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS reads VmHWM from /proc/self/status (0 if unavailable).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// BenchmarkSync runs the snapshot scenario against MinIO and against a local
+// directory, printing ratios to the peer measured in the same run. The raw
+// upload and the full backup alternate for several rounds (the order flips
+// each round) and the medians are reported, because the machine is shared.
+//
+// Environment: BULKHEAD_BENCH_SYNC_MB sets the tree size (default 1024),
+// BULKHEAD_BENCH_SYNC_ROUNDS the raw/full rounds (default 3),
+// BULKHEAD_BENCH_SYNC_FULL_ONLY=1 stops after them, and
+// BULKHEAD_BENCH_SYNC_CPUPROFILE / _TRACE profile the last full backup.
 func BenchmarkSync(b *testing.B) {
 	mb := 1024
 	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_SYNC_MB")); err == nil && v > 0 {
 		mb = v
+	}
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_SYNC_ROUNDS")); err == nil && v > 0 {
+		rounds = v
 	}
 	srv := miniotest.Start(b)
 	src := b.TempDir()
@@ -179,39 +248,76 @@ func BenchmarkSync(b *testing.B) {
 	ctx := context.Background()
 
 	for b.Loop() {
-		// Raw: one minio-go PutObject of a tar of the tree.
-		bucket := srv.NewBucket(b)
-		f, err := os.Open(tarPath)
-		if err != nil {
-			b.Fatal(err)
+		var (
+			repo              *bsync.Repository
+			full              *bsync.Snapshot
+			ratios, cpuRatios []float64
+			raws, fulls       []phase
+		)
+		rawUpload := func() phase {
+			// One minio-go PutObject of a tar of the tree, in the same
+			// signing mode as the S3 store (see sync/s3).
+			bucket := srv.NewBucket(b)
+			f, err := os.Open(tarPath)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			opts := minio.PutObjectOptions{DisableContentSha256: true}
+			return measure(b, srv, func() {
+				if _, err := srv.Client(b).PutObject(ctx, bucket, "tree.tar", f, tarSize, opts); err != nil {
+					b.Fatal(err)
+				}
+			})
 		}
-		// Same signing mode as the S3 store (see sync/s3).
-		opts := minio.PutObjectOptions{DisableContentSha256: true}
-		cpu0 := cpuNow(b, srv)
+		fullBackup := func(last bool) phase {
+			repo = initRepo(b, openS3(b, srv, srv.NewBucket(b)), newKey(b))
+			stop := func() {}
+			if last {
+				stop = startProfile(b)
+			}
+			defer stop()
+			return measure(b, srv, func() {
+				var err error
+				if full, err = repo.Backup(ctx, src, bsync.BackupOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+		for i := range rounds {
+			var raw, fb phase
+			if i%2 == 0 {
+				raw, fb = rawUpload(), fullBackup(i == rounds-1)
+			} else {
+				fb, raw = fullBackup(i == rounds-1), rawUpload()
+			}
+			raws, fulls = append(raws, raw), append(fulls, fb)
+			ratios = append(ratios, raw.wall.Seconds()/fb.wall.Seconds())
+			cpuRatios = append(cpuRatios, raw.cpu().Seconds()/fb.cpu().Seconds())
+			b.Logf("round %d: raw %6.1f MiB/s (%v, CPU client %v + MinIO %v) | full %6.1f MiB/s (%v, CPU client %v + MinIO %v, peak RSS %d MiB, %d MiB allocated, %d GCs) | ratio wall %.2fx, CPU %.2fx",
+				i+1, mbps(tarSize, raw.wall), raw.wall.Round(time.Millisecond), raw.self.Round(time.Millisecond), raw.minio.Round(time.Millisecond),
+				mbps(total, fb.wall), fb.wall.Round(time.Millisecond), fb.self.Round(time.Millisecond), fb.minio.Round(time.Millisecond), fb.peakRSS>>20, fb.alloc>>20, fb.gcs,
+				ratios[i], cpuRatios[i])
+		}
+		rawMBps := make([]float64, rounds)
+		fullMBps := make([]float64, rounds)
+		var peak int64
+		for i := range rounds {
+			rawMBps[i], fullMBps[i] = mbps(tarSize, raws[i].wall), mbps(total, fulls[i].wall)
+			peak = max(peak, fulls[i].peakRSS)
+		}
+		b.Logf("tree: %d MiB in %d files; full backup uploaded %d MiB in %d packs", total>>20, full.Stats.Files, full.Stats.BytesUploaded>>20, full.Stats.Packs)
+		b.Logf("raw PutObject of tar:  median %6.1f MiB/s", median(rawMBps))
+		b.Logf("full backup to MinIO:  median %6.1f MiB/s, peak RSS %d MiB; ratio to raw (median of %d rounds): wall %.2fx, CPU %.2fx",
+			median(fullMBps), peak>>20, rounds, median(ratios), median(cpuRatios))
+		b.ReportMetric(median(ratios), "backup/raw-ratio")
+		b.ReportMetric(median(cpuRatios), "backup/raw-cpu-ratio")
+		b.ReportMetric(float64(peak>>20), "backup-peak-RSS-MiB")
+		if os.Getenv("BULKHEAD_BENCH_SYNC_FULL_ONLY") == "1" {
+			continue
+		}
+
 		start := time.Now()
-		if _, err := srv.Client(b).PutObject(ctx, bucket, "tree.tar", f, tarSize, opts); err != nil {
-			b.Fatal(err)
-		}
-		raw := time.Since(start)
-		rawCPU := cpuNow(b, srv) - cpu0
-		f.Close()
-
-		store := openS3(b, srv, srv.NewBucket(b))
-		repo := initRepo(b, store, newKey(b))
-		cpu0 = cpuNow(b, srv)
-		full, err := repo.Backup(ctx, src, bsync.BackupOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		fullCPU := cpuNow(b, srv) - cpu0
-		fullD := full.Stats.Duration
-		b.Logf("tree: %d MiB in %d files", total>>20, full.Stats.Files)
-		b.Logf("raw PutObject of tar:  %6.1f MiB/s (%v), CPU client+MinIO %v", mbps(tarSize, raw), raw.Round(time.Millisecond), rawCPU.Round(time.Millisecond))
-		b.Logf("full backup to MinIO:  %6.1f MiB/s (%v), CPU client+MinIO %v, uploaded %d MiB; ratio to raw: wall %.2fx, CPU %.2fx",
-			mbps(total, fullD), fullD.Round(time.Millisecond), fullCPU.Round(time.Millisecond), full.Stats.BytesUploaded>>20,
-			raw.Seconds()/fullD.Seconds(), rawCPU.Seconds()/fullCPU.Seconds())
-
-		start = time.Now()
 		again, err := repo.Backup(ctx, src, bsync.BackupOptions{})
 		if err != nil {
 			b.Fatal(err)
@@ -255,11 +361,42 @@ func BenchmarkSync(b *testing.B) {
 		b.Logf("full backup to dir:    %6.1f MiB/s (%v), ratio to copy %.2fx",
 			mbps(total, lfull.Stats.Duration), lfull.Stats.Duration.Round(time.Millisecond), copyD.Seconds()/lfull.Stats.Duration.Seconds())
 
-		b.ReportMetric(raw.Seconds()/fullD.Seconds(), "backup/raw-ratio")
-		b.ReportMetric(rawCPU.Seconds()/fullCPU.Seconds(), "backup/raw-cpu-ratio")
 		b.ReportMetric(unchanged.Seconds(), "unchanged-s")
 		b.ReportMetric(float64(delta.Stats.BytesUploaded), "1pct-uploaded-B")
 		b.ReportMetric(mbps(total, restoreD), "restore-MiB/s")
 		b.ReportMetric(copyD.Seconds()/lfull.Stats.Duration.Seconds(), "local/copy-ratio")
+	}
+}
+
+// startProfile writes a CPU profile of the client to the file named by
+// BULKHEAD_BENCH_SYNC_CPUPROFILE, if set, until the returned func is called.
+func startProfile(b *testing.B) func() {
+	path := os.Getenv("BULKHEAD_BENCH_SYNC_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	var tf *os.File
+	if tp := os.Getenv("BULKHEAD_BENCH_SYNC_TRACE"); tp != "" {
+		if tf, err = os.Create(tp); err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(tf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if tf != nil {
+			trace.Stop()
+			tf.Close()
+		}
 	}
 }

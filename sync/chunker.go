@@ -65,27 +65,54 @@ func (c *chunker) next() ([]byte, error) {
 
 // cutPoint returns the length of the first chunk of data.
 func cutPoint(data []byte, gear *[256]uint64) int {
-	n := len(data)
-	if n <= MinChunkSize {
-		return n
+	if len(data) <= MinChunkSize {
+		return len(data)
 	}
-	if n > MaxChunkSize {
-		n = MaxChunkSize
+	data = data[:min(len(data), MaxChunkSize)]
+	normal := min(AvgChunkSize, len(data))
+	fp, n := rollGear(data[:normal], MinChunkSize, 0, gear, maskStrict)
+	if n < 0 {
+		_, n = rollGear(data, normal, fp, gear, maskLoose)
 	}
-	normal := min(AvgChunkSize, n)
-	var fp uint64
-	i := MinChunkSize
-	for ; i < normal; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&maskStrict == 0 {
-			return i + 1
-		}
-	}
-	for ; i < n; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&maskLoose == 0 {
-			return i + 1
-		}
+	if n < 0 {
+		return len(data)
 	}
 	return n
+}
+
+// rollGear rolls the gear hash fp over data[from:] and returns it and the
+// length of the prefix of data ending at the first byte where fp&mask is
+// zero, or -1 if there is none.
+//
+// It is the loop "fp = fp<<1 + gear[b]; if fp&mask == 0 { cut }" with four
+// bytes per step: every fingerprint is still checked, but each one is
+// computed from the fingerprint four bytes back, not one, which shortens
+// the chain of dependent instructions the CPU waits on about twofold.
+func rollGear(data []byte, from int, fp uint64, gear *[256]uint64, mask uint64) (uint64, int) {
+	i := from
+	for ; i+4 <= len(data); i += 4 {
+		b := data[i : i+4 : i+4]
+		g0, g1, g2, g3 := gear[b[0]], gear[b[1]], gear[b[2]], gear[b[3]]
+		f0 := fp<<1 + g0
+		f1 := fp<<2 + (g0<<1 + g1)
+		f2 := f0<<2 + (g1<<1 + g2)
+		fp = f1<<2 + (g2<<1 + g3)
+		switch {
+		case f0&mask == 0:
+			return f0, i + 1
+		case f1&mask == 0:
+			return f1, i + 2
+		case f2&mask == 0:
+			return f2, i + 3
+		case fp&mask == 0:
+			return fp, i + 4
+		}
+	}
+	for ; i < len(data); i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&mask == 0 {
+			return fp, i + 1
+		}
+	}
+	return fp, -1
 }

@@ -153,7 +153,7 @@ func TestBlobIDDependsOnKey(t *testing.T) {
 
 func TestPackHeaderStandsAlone(t *testing.T) {
 	k, _ := deriveKeys(bytes.Repeat([]byte{7}, KeySize))
-	var p packBuilder
+	p := newPackBuilder(nil)
 	var ids []ID
 	for i := range 5 {
 		plain := bytes.Repeat([]byte{byte(i)}, 1000*(i+1))
@@ -190,5 +190,84 @@ func TestPackHeaderStandsAlone(t *testing.T) {
 	other, _ := deriveKeys(bytes.Repeat([]byte{8}, KeySize))
 	if _, err := other.parsePackHeader(data, int64(len(data))); err == nil {
 		t.Fatal("pack header opened under another key")
+	}
+}
+
+// cutPointRef is the gear-hash cut search one byte at a time, as FastCDC
+// describes it; cutPoint must find exactly the same cuts, so repositories
+// written before it keep deduplicating.
+func cutPointRef(data []byte, gear *[256]uint64) int {
+	n := len(data)
+	if n <= MinChunkSize {
+		return n
+	}
+	n = min(n, MaxChunkSize)
+	normal := min(AvgChunkSize, n)
+	var fp uint64
+	i := MinChunkSize
+	for ; i < normal; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&maskStrict == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		fp = fp<<1 + gear[data[i]]
+		if fp&maskLoose == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+func TestCutPointMatchesReference(t *testing.T) {
+	random := make([]byte, 40<<20)
+	rand.NewChaCha8([32]byte{5}).Read(random)
+	// Low-entropy input cuts late or not at all: the loose mask and the
+	// maximum size get exercised.
+	text := bytes.Repeat([]byte("snapshot workspace chunk pack\n"), 1<<20)
+	zeros := make([]byte, 9<<20)
+	for _, seed := range []byte{1, 2, 3} {
+		gear := testGear(t, seed)
+		for name, data := range map[string][]byte{"random": random, "text": text, "zeros": zeros} {
+			cuts := 0
+			for off := 0; off < len(data); cuts++ {
+				got, want := cutPoint(data[off:], gear), cutPointRef(data[off:], gear)
+				if got != want {
+					t.Fatalf("%s, key %d, offset %d: cut at %d, reference cuts at %d", name, seed, off, got, want)
+				}
+				off += want
+			}
+			// Every length around the size bounds, unaligned ends included.
+			for _, n := range []int{MinChunkSize + 1, MinChunkSize + 3, AvgChunkSize - 1, AvgChunkSize + 2, MaxChunkSize - 1, MaxChunkSize + 5} {
+				if n > len(data) {
+					continue
+				}
+				if got, want := cutPoint(data[:n], gear), cutPointRef(data[:n], gear); got != want {
+					t.Fatalf("%s, key %d, %d bytes: cut at %d, reference cuts at %d", name, seed, n, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkCutPoint compares the four-bytes-per-step search with the
+// reference loop on incompressible data.
+func BenchmarkCutPoint(b *testing.B) {
+	data := make([]byte, 64<<20)
+	rand.NewChaCha8([32]byte{7}).Read(data)
+	k, _ := deriveKeys(bytes.Repeat([]byte{1}, KeySize))
+	for _, bc := range []struct {
+		name string
+		cut  func([]byte, *[256]uint64) int
+	}{{"reference", cutPointRef}, {"cutPoint", cutPoint}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				for d := data; len(d) > 0; {
+					d = d[bc.cut(d, &k.gear):]
+				}
+			}
+		})
 	}
 }

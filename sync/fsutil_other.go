@@ -4,13 +4,14 @@ package sync
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 )
 
 func statExtra(fs.FileInfo) (uint64, int64) { return 0, 0 }
 
-func openNoFollow(path string) (*os.File, error) { return os.Open(path) }
+func openNoFollow(path string) (io.ReadCloser, error) { return os.Open(path) }
 
 func createNoFollow(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -62,9 +62,12 @@ func parsePackName(name string) (ID, bool) {
 }
 
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	// One encoder state per concurrent reader: EncodeAll waits for a free
+	// one. No frame checksum: AES-GCM and the blob id already authenticate
+	// every byte.
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(fileReaders), zstd.WithEncoderCRC(false))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-	bufPool = gosync.Pool{New: func() any { b := make([]byte, 0, MaxChunkSize); return &b }}
 )
 
 // compressSample is how much of a blob is test-compressed to decide whether
@@ -152,38 +155,35 @@ func (k *keys) openBlob(id ID, sealed []byte, raw uint32) ([]byte, error) {
 	return plain, nil
 }
 
-// packBuilder accumulates sealed blobs into one pack. Its buffer comes from
-// a pool sized for a full pack plus one blob and never grows while blobs go
-// in, so workers can seal into reserved slots of it concurrently; finish
-// waits for them.
+// packBuilder accumulates sealed blobs into one pack. Its buffer is sized
+// for a full pack plus one blob and never grows while blobs go in, so
+// callers can seal into reserved slots of it concurrently; finish waits for
+// them.
 type packBuilder struct {
 	buf     []byte
 	entries []packEntry
-	pooled  *[]byte
 	writers gosync.WaitGroup
 }
 
 // packBufCap: a pack closes once it reaches TargetPackSize, so it never holds
-// more than that plus one blob (raw, at worst).
-const packBufCap = TargetPackSize + MaxChunkSize + 1 + sealOverhead
+// more than that plus one blob (raw, at worst), plus its header and trailer.
+const packBufCap = TargetPackSize + MaxChunkSize + 1 + sealOverhead + 64<<10
 
-var packBufPool = gosync.Pool{New: func() any {
-	b := make([]byte, 0, packBufCap+64<<10)
-	return &b
-}}
-
-func newPackBuilder() *packBuilder {
-	bp := packBufPool.Get().(*[]byte)
-	return &packBuilder{buf: (*bp)[:0], pooled: bp}
+// newPackBuilder starts a pack in buf (reused from an earlier pack), or in
+// a new buffer when buf is nil.
+func newPackBuilder(buf []byte) *packBuilder {
+	if cap(buf) < packBufCap {
+		buf = make([]byte, 0, packBufCap)
+	}
+	return &packBuilder{buf: buf[:0]}
 }
 
-// release returns the buffer to the pool; the builder is unusable after.
-func (p *packBuilder) release() {
-	if p.pooled != nil && cap(p.buf) <= cap(*p.pooled)*2 {
-		*p.pooled = p.buf[:0]
-		packBufPool.Put(p.pooled)
-	}
-	p.buf, p.pooled = nil, nil
+// release returns the pack's buffer for reuse; the builder keeps its
+// entries but not its data.
+func (p *packBuilder) release() []byte {
+	buf := p.buf[:0]
+	p.buf = nil
+	return buf
 }
 
 // reserve appends an entry for a blob of n sealed bytes and returns its
@@ -202,9 +202,6 @@ func (p *packBuilder) reserve(id ID, n, raw int) []byte {
 
 // add copies an already sealed blob in.
 func (p *packBuilder) add(id ID, sealed []byte, raw int) {
-	if p.pooled == nil && cap(p.buf) == 0 {
-		p.buf = make([]byte, 0, packBufCap)
-	}
 	copy(p.reserve(id, len(sealed), raw), sealed)
 	p.writers.Done()
 }

@@ -172,6 +172,7 @@ func (r *Repository) prune(ctx context.Context, opts PruneOptions, gcStart time.
 		meter := newProgressMeter(opts.Progress, "prune")
 		up := r.newUploader(ctx, &meter.transferred)
 		up.repack = true
+		var scratch []byte
 		for _, id := range repack {
 			for _, b := range packs[id].Blobs {
 				if !used[b.ID] {
@@ -182,7 +183,7 @@ func (r *Repository) prune(ctx context.Context, opts PruneOptions, gcStart time.
 					up.abort()
 					return nil, fmt.Errorf("repack %s: %w", packName(id), err)
 				}
-				if err := up.add(plain, &ChunkRef{}); err != nil {
+				if _, err := up.add(plain, &scratch); err != nil {
 					up.abort()
 					return nil, fmt.Errorf("repack: %w", err)
 				}
