@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/embed"
-	"github.com/bulkhead-dev/bulkhead/memory"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 	"github.com/bulkhead-dev/bulkhead/server"
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
@@ -26,7 +25,7 @@ type ServeCmd struct {
 	RunsPerMinute     int `name:"runs-per-minute" default:"60" help:"Runs one workspace may start per minute."`
 	TokensPerDay      int `name:"tokens-per-day" default:"0" help:"Model tokens one workspace may use per UTC day (0: no limit)."`
 
-	EmbedProvider   string `name:"embed-provider" enum:",openai,gemini,voyage,mistral" default:"" env:"BULKHEAD_EMBED_PROVIDER" help:"Embedding provider for memory search (openai also serves Ollama, vLLM, llama.cpp); empty: keyword-only. Key from <PROVIDER>_API_KEY."`
+	EmbedProvider   string `name:"embed-provider" enum:",openai,gemini,voyage,mistral" default:"" env:"BULKHEAD_EMBED_PROVIDER" help:"Embedding provider for memory search (openai also serves Ollama, vLLM, llama.cpp); empty: keyword-only. Key: each workspace's credential <provider>_api_key, else <PROVIDER>_API_KEY."`
 	EmbedModel      string `name:"embed-model" env:"BULKHEAD_EMBED_MODEL" help:"Embedding model, e.g. text-embedding-3-small."`
 	EmbedBaseURL    string `name:"embed-base-url" env:"BULKHEAD_EMBED_BASE_URL" help:"Embedding API root (default: the provider's); a private address must also be in --egress-allow."`
 	EmbedDimensions int    `name:"embed-dimensions" env:"BULKHEAD_EMBED_DIMENSIONS" help:"Vector length, needed for models bulkhead does not know."`
@@ -57,15 +56,15 @@ func (c *ServeCmd) Run(g *Globals) error {
 	if err != nil {
 		return &UsageError{fmt.Errorf("--egress-allow: %w", err)}
 	}
-	embedder, err := c.embedder(guard, g)
+	embedding, err := c.embedding(guard, g)
 	if err != nil {
 		return err
 	}
 	svc.SetAgentOptions(workspace.AgentOptions{
-		Guard:    guard,
-		Embedder: embedder,
-		Personas: BoardPersonas(svc),
-		Quotas:   workspace.Quotas{MaxConcurrentRuns: c.MaxConcurrentRuns, RunsPerMinute: c.RunsPerMinute, TokensPerDay: c.TokensPerDay},
+		Guard:     guard,
+		Embedding: embedding,
+		Personas:  BoardPersonas(svc),
+		Quotas:    workspace.Quotas{MaxConcurrentRuns: c.MaxConcurrentRuns, RunsPerMinute: c.RunsPerMinute, TokensPerDay: c.TokensPerDay},
 	})
 	stores, err := c.stores(svc)
 	if err != nil {
@@ -98,9 +97,11 @@ func (c *ServeCmd) Run(g *Globals) error {
 	return err
 }
 
-// embedder builds the memory embedder from the flags (nil: keyword-only).
-// Every call goes through the SSRF guard.
-func (c *ServeCmd) embedder(guard *netguard.Guard, g *Globals) (memory.Embedder, error) {
+// embedding builds the node's embedding config from the flags (nil:
+// keyword-only) and checks it once by building an embedder with the env
+// key: a private endpoint must be in --egress-allow. Each workspace then
+// gets its own embedder with its own key (workspace.AgentOptions.Embedding).
+func (c *ServeCmd) embedding(guard *netguard.Guard, g *Globals) (*embed.Config, error) {
 	if c.EmbedProvider == "" {
 		return nil, nil
 	}
@@ -108,18 +109,12 @@ func (c *ServeCmd) embedder(guard *netguard.Guard, g *Globals) (memory.Embedder,
 		return nil, &UsageError{fmt.Errorf("--embed-provider %s needs --embed-model", c.EmbedProvider)}
 	}
 	key, _ := embed.EnvKey(c.EmbedProvider)
-	e, err := embed.New(embed.Config{Provider: c.EmbedProvider, Model: c.EmbedModel, BaseURL: c.EmbedBaseURL, Dimensions: c.EmbedDimensions, APIKey: key, Logger: g.Log}, guard)
-	if err != nil {
+	cfg := &embed.Config{Provider: c.EmbedProvider, Model: c.EmbedModel, BaseURL: c.EmbedBaseURL, Dimensions: c.EmbedDimensions, APIKey: key, Logger: g.Log}
+	if _, err := embed.New(*cfg, guard); err != nil {
 		return nil, &UsageError{fmt.Errorf("embedder: %w", err)}
 	}
-	return identified{e}, nil
+	return cfg, nil
 }
-
-// identified names an embedder's vectors "provider/model/dimensions", so
-// changing any of them re-embeds instead of mixing vector spaces.
-type identified struct{ embed.Embedder }
-
-func (e identified) Model() string { return embed.Identity(e.Embedder) }
 
 // TokenCmd groups API token commands.
 type TokenCmd struct {

@@ -15,7 +15,10 @@ import (
 	gosync "sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/bulkhead-dev/bulkhead/agent"
+	"github.com/bulkhead-dev/bulkhead/embed"
 	"github.com/bulkhead-dev/bulkhead/memory"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 )
@@ -35,8 +38,16 @@ type AgentOptions struct {
 	// keeps in .bulkhead/<NAME>.md replace the persona's file of that name.
 	// (The board's personas plug in here.)
 	Personas func(ctx context.Context, name string) ([]agent.BootstrapFile, error)
-	// Embedder gives memory search vectors; nil means keyword-only memory.
+	// Embedder gives memory search vectors to every workspace; nil means
+	// Embedding decides (tests plug a fixed embedder in here).
 	Embedder memory.Embedder
+	// Embedding configures the node's embedding provider when Embedder is
+	// nil; nil too means keyword-only memory. Each workspace gets its own
+	// embedder: its key is the workspace's credential <provider>_api_key
+	// when set, else Embedding.APIKey (the host env's); its vectors are
+	// cached in the workspace's own database (embedding cache, capped at
+	// EmbedCacheEntries).
+	Embedding *embed.Config
 	// Quotas bound each workspace's runs.
 	Quotas Quotas
 	// Subagents bound spawn_subagent.
@@ -182,55 +193,146 @@ func (a *agentState) sessionBusy(ws string, ref SessionRef) bool {
 // memEntry is a workspace's memory store shared by its concurrent runs (one
 // store per index directory).
 type memEntry struct {
-	st      *memory.Store
-	release func()
-	refs    int
+	st        *memory.Store
+	release   func()
+	refs      int
+	stopWatch context.CancelFunc
+	indexed   chan struct{} // closed when the opener's IndexFiles is done
+	watched   chan struct{} // closed when the watch has returned
 }
 
 func (s *Service) sharedMemory(ctx context.Context, ws string) (*memory.Store, func(), error) {
-	opts, _, err := s.ag.options()
+	opts, guard, err := s.ag.options()
 	if err != nil {
 		return nil, nil, err
 	}
 	s.ag.mu.Lock()
-	defer s.ag.mu.Unlock()
 	e := s.ag.mems[ws]
-	if e == nil {
-		w, err := s.Get(ctx, ws)
-		if err != nil {
+	created := e == nil
+	if created {
+		if e, err = s.openMemoryLocked(ctx, ws, opts, guard); err != nil {
+			s.ag.mu.Unlock()
 			return nil, nil, err
 		}
-		// The store keeps its own reference to the database.
-		db, release, err := s.DB(ctx, ws)
-		if err != nil {
-			return nil, nil, err
-		}
-		st, err := memory.Open(ctx, memory.Options{DB: db, IndexDir: filepath.Join(s.IndexDir(ws), "memory"),
-			Embedder: opts.Embedder, Config: w.Config.Memory, Logger: s.log.With("workspace", ws)})
-		if err != nil {
-			release()
-			return nil, nil, fmt.Errorf("open memory of %s: %w", ws, err)
-		}
-		e = &memEntry{st: st, release: release}
 		s.ag.mems[ws] = e
 	}
 	e.refs++
+	s.ag.mu.Unlock()
+	if created {
+		// MEMORY.md and memory/**.md are indexed before the first user
+		// searches (outside the lock: it may call the embedder) and then
+		// watched while anyone uses this memory, so every search — a run's,
+		// the API's, the CLI's — sees what the files say.
+		if err := e.st.IndexFiles(ctx, s.FilesDir(ws)); err != nil {
+			s.log.Warn("index memory files", "workspace", ws, "err", err)
+		}
+		close(e.indexed)
+	}
 	var once gosync.Once
 	return e.st, func() {
 		once.Do(func() {
 			s.ag.mu.Lock()
 			defer s.ag.mu.Unlock()
 			e.refs--
-			if e.refs == 0 {
-				delete(s.ag.mems, ws)
-				if err := e.st.Close(); err != nil {
-					s.log.Warn("close memory", "workspace", ws, "err", err)
-				}
-				e.release()
+			if e.refs > 0 {
+				return
 			}
+			// Closed under the lock, so a new opener never meets a store
+			// still closing on the same index.
+			delete(s.ag.mems, ws)
+			e.stopWatch()
+			<-e.watched
+			if err := e.st.Close(); err != nil {
+				s.log.Warn("close memory", "workspace", ws, "err", err)
+			}
+			e.release()
 		})
 	}, nil
 }
+
+// openMemoryLocked opens ws's memory store and starts its file watch.
+func (s *Service) openMemoryLocked(ctx context.Context, ws string, opts AgentOptions, guard *netguard.Guard) (*memEntry, error) {
+	w, err := s.Get(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	// The store keeps its own reference to the database.
+	db, release, err := s.DB(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := s.workspaceEmbedder(ctx, ws, db, opts, guard)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("embedder of %s: %w", ws, err)
+	}
+	st, err := memory.Open(ctx, memory.Options{DB: db, IndexDir: filepath.Join(s.IndexDir(ws), "memory"),
+		Embedder: emb, Config: w.Config.Memory, Logger: s.log.With("workspace", ws)})
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("open memory of %s: %w", ws, err)
+	}
+	e := &memEntry{st: st, release: release, indexed: make(chan struct{}), watched: make(chan struct{})}
+	var watchCtx context.Context
+	watchCtx, e.stopWatch = context.WithCancel(context.Background())
+	go func() {
+		defer close(e.watched)
+		select { // the watch starts after the opener's first index
+		case <-e.indexed:
+		case <-watchCtx.Done():
+			return
+		}
+		if err := st.Watch(watchCtx, s.FilesDir(ws)); err != nil {
+			s.log.Warn("watch memory files", "workspace", ws, "err", err)
+		}
+	}()
+	return e, nil
+}
+
+// EmbedCacheEntries caps each workspace's embedding cache.
+const EmbedCacheEntries = 100_000
+
+// prefixEmbedCache holds the embedding cache in a workspace's database.
+const prefixEmbedCache = "embedcache/"
+
+// workspaceEmbedder returns ws's memory embedder: opts.Embedder if set,
+// else one built from opts.Embedding with ws's own key and a cache in ws's
+// database, dialing through guard, else nil (keyword-only). It runs under
+// s.ag.mu, so it must not call s.ag.options.
+func (s *Service) workspaceEmbedder(ctx context.Context, ws string, db *badger.DB, opts AgentOptions, guard *netguard.Guard) (memory.Embedder, error) {
+	if opts.Embedder != nil {
+		return opts.Embedder, nil
+	}
+	if opts.Embedding == nil {
+		return nil, nil
+	}
+	cfg := *opts.Embedding
+	name := strings.ToLower(cfg.Provider) + "_api_key"
+	v, err := s.Credential(ctx, ws, name)
+	switch {
+	case err == nil:
+		cfg.APIKey = embed.NewAPIKey(string(v.Reveal()))
+	case !errors.Is(err, ErrCredentialNotFound):
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	cfg.Logger = s.log.With("workspace", ws)
+	e, err := embed.New(cfg, guard)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := embed.NewBadgerCache(ctx, db, []byte(prefixEmbedCache), EmbedCacheEntries)
+	if err != nil {
+		return nil, err
+	}
+	return identifiedEmbedder{embed.WithCache(e, cache)}, nil
+}
+
+// identifiedEmbedder names an embedder's vectors "provider/model/dimensions",
+// so changing any of them re-embeds instead of mixing vector spaces (a
+// different key of the same model keeps the vectors).
+type identifiedEmbedder struct{ embed.Embedder }
+
+func (e identifiedEmbedder) Model() string { return embed.Identity(e.Embedder) }
 
 // memoryAdapter is agent.Memory over a memory.Store.
 type memoryAdapter struct{ st *memory.Store }

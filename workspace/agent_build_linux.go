@@ -39,22 +39,9 @@ func (s *Service) buildRunner(ctx context.Context, w *Workspace, db *badger.DB, 
 		tree.Close()
 		return nil, nil, err
 	}
-	// MEMORY.md and memory/**.md are indexed before the run and watched
-	// (debounced) while it lasts, so the agent searches what the files say.
-	if err := mem.IndexFiles(ctx, s.FilesDir(w.ID)); err != nil {
-		s.log.Warn("index memory files", "workspace", w.ID, "err", err)
-	}
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		if err := mem.Watch(watchCtx, s.FilesDir(w.ID)); err != nil {
-			s.log.Warn("watch memory files", "workspace", w.ID, "err", err)
-		}
-	}()
+	// The shared memory indexes and watches MEMORY.md and memory/**.md
+	// while it is open (sharedMemory).
 	cleanup := func() {
-		stopWatch()
-		<-watched
 		tree.Close()
 		memDone()
 	}
