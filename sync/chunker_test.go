@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -269,5 +270,47 @@ func BenchmarkCutPoint(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A pack's id is the SHA-256 of its tail; packNameMatches also accepts the
+// older whole-content hash and nothing else.
+func TestPackNameMatches(t *testing.T) {
+	k, _ := deriveKeys(bytes.Repeat([]byte{7}, KeySize))
+	build := func(seed byte) ([]byte, ID) {
+		p := newPackBuilder(nil)
+		for i := range 3 {
+			plain := bytes.Repeat([]byte{seed, byte(i)}, 5000)
+			id := k.blobID(plain)
+			p.add(id, k.sealBlob(id, plain), len(plain))
+		}
+		data, id := p.finish(k)
+		return bytes.Clone(data), id
+	}
+	data, id := build(1)
+	if !packNameMatches(data, id) {
+		t.Fatal("a fresh pack does not match its id")
+	}
+	if !packNameMatches(data, sha256.Sum256(data)) {
+		t.Fatal("the whole-content hash (older packs) is not accepted")
+	}
+	other, otherID := build(2)
+	if packNameMatches(other, id) || packNameMatches(data, otherID) {
+		t.Fatal("a pack matches another pack's id")
+	}
+	if again, againID := build(1); againID == id || packNameMatches(again, id) {
+		t.Fatal("two packs of the same blobs share an id (the header nonce must make it unique)")
+	}
+	for _, off := range []int{len(data) - 1, len(data) - packTrailerSize - 1, len(data) - packTrailerSize - 20} {
+		bad := bytes.Clone(data)
+		bad[off] ^= 1
+		if packNameMatches(bad, id) {
+			t.Fatalf("flipped byte at %d of %d in the tail still matches", off, len(data))
+		}
+	}
+	for _, cut := range []int{0, 3, len(data) - 1} {
+		if packNameMatches(data[:cut], id) {
+			t.Fatalf("pack cut to %d bytes matches", cut)
+		}
 	}
 }

@@ -8,9 +8,11 @@
 //   - Blob: one content-defined chunk of a file or of the state stream. Its
 //     id is HMAC-SHA256(mac key, plaintext), so equal content dedups within
 //     one repository key and another key cannot probe for it.
-//   - Pack: an object data/<xx>/<sha256 of the object> holding many blobs,
-//     each zstd-compressed then sealed with AES-256-GCM, followed by an
-//     encrypted header listing them, so a pack is readable on its own.
+//   - Pack: an object data/<xx>/<id> holding many blobs, each
+//     zstd-compressed (when that pays) then sealed with AES-256-GCM,
+//     followed by an encrypted header listing them, so a pack is readable on
+//     its own. Its id is the SHA-256 of that header and the trailer (see
+//     pack.go).
 //   - Index: objects index/<id> mapping blob ids to pack locations; a cache
 //     of what the pack headers say.
 //   - Snapshot: an encrypted JSON manifest snapshots/<id> with the tree

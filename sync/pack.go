@@ -19,8 +19,15 @@ import (
 // encoding byte is in the clear but authenticated through the AAD). The
 // header plaintext is a uint32 LE count followed by count records of
 // id (32 bytes) | sealed length (uint32 LE) | plaintext length (uint32 LE);
-// blob offsets follow from the lengths. The object is named
-// data/<first two hex digits>/<hex SHA-256 of the whole object>.
+// blob offsets follow from the lengths.
+//
+// The object is named data/<first two hex digits>/<hex pack id>, the id
+// being the SHA-256 of the pack's tail: sealed header, header length and
+// magic. The header's random nonce makes the id unique; the header is
+// authenticated and lists every blob by id and length, and every blob is
+// authenticated under its id, so the tail commits to the whole pack under
+// the key without a second pass over every byte. Packs written before this
+// rule are named by the SHA-256 of the whole object; verify accepts both.
 const (
 	packMagic       = "BHPACK01"
 	packTrailerSize = 4 + len(packMagic)
@@ -220,10 +227,23 @@ func (p *packBuilder) finish(k *keys) ([]byte, ID) {
 		hdr = binary.LittleEndian.AppendUint32(hdr, e.Raw)
 	}
 	sealed := k.seal(nil, hdr, "pack header")
+	tail := len(p.buf)
 	p.buf = append(p.buf, sealed...)
 	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(sealed)))
 	p.buf = append(p.buf, packMagic...)
-	return p.buf, sha256.Sum256(p.buf)
+	return p.buf, sha256.Sum256(p.buf[tail:])
+}
+
+// packNameMatches reports whether a whole pack's content matches its id:
+// the SHA-256 of its tail, or for packs from before that rule, of all of it.
+func packNameMatches(data []byte, id ID) bool {
+	if len(data) >= packTrailerSize && string(data[len(data)-len(packMagic):]) == packMagic {
+		hlen := int(binary.LittleEndian.Uint32(data[len(data)-packTrailerSize:]))
+		if hlen <= len(data)-packTrailerSize && sha256.Sum256(data[len(data)-packTrailerSize-hlen:]) == id {
+			return true
+		}
+	}
+	return sha256.Sum256(data) == id
 }
 
 // parsePackHeader reads the blob list from a whole pack (or from its tail:

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -223,7 +222,7 @@ func (r *Repository) checkPack(ctx context.Context, id ID) (int, string, error) 
 	}
 	// A hash mismatch alone does not stop the check: the header and blobs
 	// say which part is damaged.
-	hashOK := sha256.Sum256(data) == id
+	hashOK := packNameMatches(data, id)
 	entries, err := r.keys.parsePackHeader(data, int64(len(data)))
 	if err != nil {
 		return 0, "pack header: " + err.Error(), nil

@@ -2,6 +2,8 @@ package sync_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"path/filepath"
@@ -199,5 +201,63 @@ func TestRebuildIndex(t *testing.T) {
 	}
 	if err := other.Restore(t.Context(), snap, t.TempDir(), bsync.RestoreOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Pack names commit to the pack's tail (its sealed header); a pack stored
+// under another pack's name is reported, and packs named by the hash of
+// their whole content (written before that rule) still verify.
+func TestVerifyPackNames(t *testing.T) {
+	t.Parallel()
+	repo, store := newRepo(t)
+	src := t.TempDir()
+	// One blob below the minimum chunk size per pack: both packs have the
+	// same size, so only their names can tell them apart.
+	write(t, filepath.Join(src, "a.bin"), randBytes(200<<10, 1), 0o644)
+	snap1, err := repo.Backup(t.Context(), src, bsync.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(src, "b.bin"), randBytes(200<<10, 2), 0o644)
+	if _, err := repo.Backup(t.Context(), src, bsync.BackupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	packs := listNames(t, store, "data/")
+	if len(packs) != 2 {
+		t.Fatalf("%d packs, want 2", len(packs))
+	}
+
+	// Old naming: rename every pack to the SHA-256 of its whole content and
+	// rebuild the index from the pack headers.
+	for _, name := range packs {
+		b := readObject(t, store, name)
+		sum := sha256.Sum256(b)
+		h := hex.EncodeToString(sum[:])
+		putObject(t, store, "data/"+h[:2]+"/"+h, b)
+		store.Delete(t.Context(), name)
+	}
+	for _, name := range listNames(t, store, "index/") {
+		store.Delete(t.Context(), name)
+	}
+	if _, err := repo.RebuildIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := repo.Verify(t.Context(), bsync.VerifyOptions{ReadData: 1})
+	if err != nil || !rep.OK() || rep.PacksRead != 2 {
+		t.Fatalf("verify of whole-hash-named packs: %+v %v\n%s", rep, err, problemsText(rep))
+	}
+
+	// Swap the two packs' contents: both names stop matching.
+	packs = listNames(t, store, "data/")
+	a, b := readObject(t, store, packs[0]), readObject(t, store, packs[1])
+	putObject(t, store, packs[0], b)
+	putObject(t, store, packs[1], a)
+	rep, err = repo.Verify(t.Context(), bsync.VerifyOptions{ReadData: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := problemsText(rep)
+	if rep.OK() || strings.Count(text, "does not match the pack's name") < 2 || !strings.Contains(text, "snapshot "+snap1.ID) {
+		t.Fatalf("swapped packs not reported against their snapshots:\n%s", text)
 	}
 }
