@@ -30,7 +30,12 @@ type cgroup interface {
 	// intoFD is an O_PATH fd of the group for CLONE_INTO_CGROUP (v2), or -1
 	// when the child must be added after clone (v1).
 	intoFD() int
-	add(pid int) error
+	// joinFiles are cgroup.procs descriptors, opened by bulkhead, through
+	// which the init moves itself into the group (v1) before it does
+	// anything else; none on v2, where the clone puts it there.
+	joinFiles() ([]int, error)
+	// checkMember fails unless pid is in the group (in every hierarchy).
+	checkMember(pid int) error
 	oomKills() uint64
 	memoryUsage() uint64
 	procs() ([]int, error)
@@ -104,11 +109,12 @@ func cpuQuota(cpus float64) (quota, period int64) {
 var v1Controllers = []string{"memory", "pids", "cpu", "freezer"}
 
 // v1Own is, per v1 controller, the directory of the group bulkhead runs in
-// (mount point joined with this process's path from /proc/self/cgroup),
-// read once per process.
+// (mount point joined with this process's path from /proc/self/cgroup), and
+// that path, read once per process.
 var v1Own struct {
 	once sync.Once
 	dirs map[string]string
+	rels map[string]string
 	err  error
 }
 
@@ -124,7 +130,7 @@ func v1OwnDirs() (map[string]string, error) {
 			v1Own.err = err
 			return
 		}
-		v1Own.dirs = map[string]string{}
+		v1Own.dirs, v1Own.rels = map[string]string{}, map[string]string{}
 		for _, ctl := range v1Controllers {
 			m, ok := mounts[ctl]
 			if !ok {
@@ -134,6 +140,7 @@ func v1OwnDirs() (map[string]string, error) {
 			if !ok {
 				continue
 			}
+			v1Own.rels[ctl] = rel
 			if m.root != "/" {
 				rel = strings.TrimPrefix(rel, m.root)
 			}
@@ -195,8 +202,15 @@ func unescapeMountinfo(s string) string {
 
 // ownCgroups parses /proc/self/cgroup: controller → path ("" for the v2
 // entry).
-func ownCgroups() (map[string]string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
+func ownCgroups() (map[string]string, error) { return procCgroups(0) }
+
+// procCgroups parses /proc/<pid>/cgroup (pid 0: self).
+func procCgroups(pid int) (map[string]string, error) {
+	file := "/proc/self/cgroup"
+	if pid > 0 {
+		file = "/proc/" + strconv.Itoa(pid) + "/cgroup"
+	}
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +232,8 @@ func ownCgroups() (map[string]string, error) {
 }
 
 type cgroupV1 struct {
-	dirs       []string // the group in each distinct hierarchy, memory's first
+	dirs       []string          // the group in each distinct hierarchy, memory's first
+	member     map[string]string // controller → the group's path in /proc/<pid>/cgroup
 	memPath    string
 	pidsPath   string
 	freezePath string // "" without a freezer hierarchy
@@ -241,7 +256,7 @@ func newCgroup1(name string, l Limits) (cgroup, error) {
 	if !memsw && hostHasSwap() {
 		return nil, errors.New("host has swap but memory.memsw (swap accounting) is unavailable: enable swapaccount=1")
 	}
-	c := &cgroupV1{}
+	c := &cgroupV1{member: map[string]string{}}
 	seen := map[string]bool{}
 	for _, ctl := range v1Controllers {
 		parent := own[ctl]
@@ -249,6 +264,7 @@ func newCgroup1(name string, l Limits) (cgroup, error) {
 			continue
 		}
 		dir := filepath.Join(parent, name)
+		c.member[ctl] = filepath.Join(v1Own.rels[ctl], name)
 		switch ctl {
 		case "memory":
 			c.memPath = dir
@@ -301,12 +317,27 @@ func (c *cgroupV1) freezer() *freezerFiles {
 	return &freezerFiles{ctl: st, stat: st}
 }
 
-// add moves pid into the group in every hierarchy.
-func (c *cgroupV1) add(pid int) error {
-	p := strconv.Itoa(pid)
+func (c *cgroupV1) joinFiles() ([]int, error) {
+	var fds []int
 	for _, dir := range c.dirs {
-		if err := writeFile(dir, "cgroup.procs", p); err != nil {
-			return fmt.Errorf("%s: %w", dir, err)
+		fd, err := unix.Open(filepath.Join(dir, "cgroup.procs"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("open %s/cgroup.procs: %w", dir, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func (c *cgroupV1) checkMember(pid int) error {
+	own, err := procCgroups(pid)
+	if err != nil {
+		return err
+	}
+	for ctl, want := range c.member {
+		if own[ctl] != want {
+			return fmt.Errorf("pid %d is in %s group %q, want %q", pid, ctl, own[ctl], want)
 		}
 	}
 	return nil
@@ -436,9 +467,9 @@ func newCgroup2(name string, l Limits) (cgroup, error) {
 
 func (c *cgroupV2) intoFD() int  { return c.fd }
 func (c *cgroupV2) path() string { return c.dir }
-func (c *cgroupV2) add(pid int) error {
-	return writeFile(c.dir, "cgroup.procs", strconv.Itoa(pid))
-}
+
+func (c *cgroupV2) joinFiles() ([]int, error) { return nil, nil }
+func (c *cgroupV2) checkMember(int) error     { return nil }
 
 func (c *cgroupV2) freezer() *freezerFiles {
 	return &freezerFiles{v2: true, ctl: filepath.Join(c.dir, "cgroup.freeze"), stat: filepath.Join(c.dir, "cgroup.events")}

@@ -58,7 +58,7 @@ func runInit() int {
 		return 2
 	}
 	m, fds, err := c.recv()
-	defer closeFDs(fds)
+	defer func() { closeFDs(fds) }()
 	if err != nil || m.Method != "setup" || m.ID == nil {
 		fmt.Fprintln(os.Stderr, "bulkhead: sandbox init: expected setup request:", err)
 		return 2
@@ -69,7 +69,12 @@ func runInit() int {
 		return 2
 	}
 	s := &initServer{conn: c, pending: map[int]chan unix.WaitStatus{}}
-	if err := s.setup(&p, fds); err != nil {
+	err = joinCgroup(&p, fds)
+	if err == nil {
+		fds = fds[:len(fds)-p.CgroupFDs] // joinCgroup closed the rest
+		err = s.setup(&p, fds)
+	}
+	if err != nil {
 		layer, msg := "setup", err.Error()
 		var se *SetupError
 		if errors.As(err, &se) {
@@ -93,6 +98,24 @@ func runInit() int {
 	})
 	s.serve(&p)
 	return 0
+}
+
+// joinCgroup moves the init into its sandbox's group (v1), through the
+// cgroup.procs descriptors bulkhead opened and sent as the last p.CgroupFDs
+// of the setup's descriptors. It comes before anything else the init does;
+// bulkhead checks the result before Start returns.
+func joinCgroup(p *setupParams, fds []int) error {
+	if p.CgroupFDs < 0 || p.CgroupFDs > len(fds) {
+		return &SetupError{Layer: "cgroup", Err: fmt.Errorf("%d cgroup descriptors of %d", p.CgroupFDs, len(fds))}
+	}
+	join := fds[len(fds)-p.CgroupFDs:]
+	defer closeFDs(join) // bulkhead's descriptors do not stay with the init
+	for _, fd := range join {
+		if _, err := unix.Write(fd, []byte("0")); err != nil {
+			return &SetupError{Layer: "cgroup", Err: fmt.Errorf("join: %w", err)}
+		}
+	}
+	return nil
 }
 
 func inChildUserNS() bool {

@@ -62,6 +62,12 @@ type exitedParams struct {
 // codeLaunch marks a failed clone; Data.Kind is the errno's number.
 const codeLaunch = -32010
 
+// initEnv is the init's environment (not its commands'): it only tunes
+// the Go runtime to stay small. containermaxprocs=0 stops the runtime from
+// keeping the host's cgroup cpu files open for the init's lifetime to track
+// a CPU limit (GOMAXPROCS is fixed at 1 anyway).
+var initEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
+
 // initCloneflags are the namespaces every init is cloned into.
 const initCloneflags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS |
 	syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET | syscall.CLONE_NEWCGROUP
@@ -364,7 +370,7 @@ func launchInit(raw json.RawMessage, fds []int, devnull int) (launchResult, int,
 	}
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{"bulkhead-sandbox", InitArg}, &syscall.ProcAttr{
 		Dir:   "/",
-		Env:   []string{"GOMAXPROCS=1", "GOGC=off"},
+		Env:   initEnv,
 		Files: []uintptr{uintptr(devnull), uintptr(devnull), uintptr(fds[1]), uintptr(fds[0])},
 		Sys:   attr,
 	})

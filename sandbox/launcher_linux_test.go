@@ -121,3 +121,27 @@ func waitEmpty(t *testing.T, sb *sandbox.Sandbox) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestInitKeepsNoHostDescriptors: the cgroup.procs descriptors the init
+// joins its group through (v1) are closed once it has, and it holds no
+// other host file either: only its socket, stdio and what it opened inside.
+func TestInitKeepsNoHostDescriptors(t *testing.T) {
+	sb := startSandbox(t, "init-fds", nil)
+	dir := "/proc/" + strconv.Itoa(sb.InitPID()) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if strings.Contains(target, "cgroup") || strings.HasPrefix(target, "/sys/") {
+			t.Errorf("init fd %s is %s", e.Name(), target)
+		}
+	}
+	if ps, err := sb.Processes(); err != nil || len(ps) != 1 || ps[0] != sb.InitPID() {
+		t.Fatalf("group members %v (%v), want the init %d alone", ps, err, sb.InitPID())
+	}
+}

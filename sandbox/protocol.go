@@ -69,6 +69,9 @@ type setupParams struct {
 	ExpectUID  uint32 `json:"expect_uid"` // host uid sandbox root must map to (checked from inside)
 	RatePerSec int    `json:"rate_per_sec"`
 	Burst      int    `json:"burst"`
+	// CgroupFDs is how many cgroup.procs descriptors follow the bind
+	// sources (v1): the init writes itself into each before anything else.
+	CgroupFDs int `json:"cgroup_fds,omitempty"`
 }
 
 type execParams struct {

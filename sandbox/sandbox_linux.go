@@ -125,6 +125,50 @@ func (s *Sandbox) start(ctx context.Context) error {
 		stderrR.Close()
 		close(stderrDone)
 	}()
+	go s.readLoop()
+
+	// The setup request is queued on the socket before the init exists, so
+	// the init finds it the moment its runtime is up: no round trip through
+	// bulkhead between the clone and the setup. On v1 it carries the group's
+	// cgroup.procs descriptors and the init's first act is to move itself
+	// in; on v2 the clone already put it there.
+	p := setupParams{
+		Hostname: s.cfg.Hostname, Workspace: s.cfg.WorkspaceDir != "", Binds: s.cfg.Binds,
+		TmpBytes: s.cfg.Limits.TmpBytes, NoFile: s.cfg.Limits.NoFile, NProc: uint64(s.cfg.Limits.Pids),
+		FileBytes: s.cfg.Limits.FileBytes, ExpectUID: s.cfg.HostUID,
+		RatePerSec: s.cfg.RequestsPerSecond, Burst: s.cfg.RequestBurst,
+	}
+	var sources []string
+	if s.cfg.WorkspaceDir != "" {
+		sources = append(sources, s.cfg.WorkspaceDir)
+	}
+	for _, b := range s.cfg.Binds {
+		sources = append(sources, b.Source)
+	}
+	fds, err := openSources(sources)
+	if err != nil {
+		stderrW.Close()
+		layer := "bind"
+		if s.cfg.WorkspaceDir != "" && strings.Contains(err.Error(), s.cfg.WorkspaceDir) {
+			layer = "workspace"
+		}
+		return &SetupError{Layer: layer, Err: err}
+	}
+	join, err := s.cg.joinFiles()
+	if err != nil {
+		stderrW.Close()
+		closeFDs(fds)
+		return &SetupError{Layer: "cgroup", Err: err}
+	}
+	p.CgroupFDs = len(join)
+	fds = append(fds, join...)
+	id, setup, err := s.send("setup", p, fds)
+	closeFDs(fds)
+	if err != nil {
+		stderrW.Close()
+		return &SetupError{Layer: "ipc", Err: fmt.Errorf("send setup: %w", err)}
+	}
+
 	l, err := getLauncher()
 	if err != nil {
 		stderrW.Close()
@@ -163,40 +207,10 @@ func (s *Sandbox) start(ctx context.Context) error {
 			s.failAll()
 		}()
 	})
-	if s.cg.intoFD() < 0 {
-		// v1: join the cgroup before the init does anything (it waits for
-		// the setup request below).
-		if err := s.cg.add(pid); err != nil {
-			return &SetupError{Layer: "cgroup", Err: fmt.Errorf("add init: %w", err)}
-		}
-	}
-	go s.readLoop()
 
-	p := setupParams{
-		Hostname: s.cfg.Hostname, Workspace: s.cfg.WorkspaceDir != "", Binds: s.cfg.Binds,
-		TmpBytes: s.cfg.Limits.TmpBytes, NoFile: s.cfg.Limits.NoFile, NProc: uint64(s.cfg.Limits.Pids),
-		FileBytes: s.cfg.Limits.FileBytes, ExpectUID: s.cfg.HostUID,
-		RatePerSec: s.cfg.RequestsPerSecond, Burst: s.cfg.RequestBurst,
-	}
-	var sources []string
-	if s.cfg.WorkspaceDir != "" {
-		sources = append(sources, s.cfg.WorkspaceDir)
-	}
-	for _, b := range s.cfg.Binds {
-		sources = append(sources, b.Source)
-	}
-	fds, err := openSources(sources)
-	if err != nil {
-		layer := "bind"
-		if s.cfg.WorkspaceDir != "" && strings.Contains(err.Error(), s.cfg.WorkspaceDir) {
-			layer = "workspace"
-		}
-		return &SetupError{Layer: layer, Err: err}
-	}
-	defer closeFDs(fds)
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	resp, err := s.call(ctx, "setup", p, fds)
+	resp, err := s.wait(ctx, id, setup)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return &SetupError{Layer: "init", Err: fmt.Errorf("init exited during setup: %v: %s", s.waitErr, bytes.TrimSpace(s.stderr.Bytes()))}
@@ -213,6 +227,10 @@ func (s *Sandbox) start(ctx context.Context) error {
 			msg += ": " + string(extra)
 		}
 		return &SetupError{Layer: layer, Err: errors.New(msg)}
+	}
+	// The init says it joined; the host checks (fail closed).
+	if err := s.cg.checkMember(pid); err != nil {
+		return &SetupError{Layer: "cgroup", Err: err}
 	}
 	s.mu.Lock()
 	s.lastUsed = time.Now()
@@ -316,19 +334,32 @@ func (s *Sandbox) unregister(id uint64) {
 
 // call sends one request and waits for its response.
 func (s *Sandbox) call(ctx context.Context, method string, params any, fds []int) (*rpcMessage, error) {
-	id, c, err := s.register(false)
+	id, c, err := s.send(method, params, fds)
 	if err != nil {
 		return nil, err
+	}
+	return s.wait(ctx, id, c)
+}
+
+// send sends one request; wait then waits for its response.
+func (s *Sandbox) send(method string, params any, fds []int) (uint64, *call, error) {
+	id, c, err := s.register(false)
+	if err != nil {
+		return 0, nil, err
 	}
 	req, err := request(id, method, params)
 	if err != nil {
 		s.unregister(id)
-		return nil, err
+		return 0, nil, err
 	}
 	if err := s.conn.send(req, fds); err != nil {
 		s.unregister(id)
-		return nil, err
+		return 0, nil, err
 	}
+	return id, c, nil
+}
+
+func (s *Sandbox) wait(ctx context.Context, id uint64, c *call) (*rpcMessage, error) {
 	select {
 	case m, ok := <-c.resp:
 		if !ok {

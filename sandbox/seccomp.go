@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // Seccomp-BPF, built in pure Go. The program is an allowlist: a syscall not
@@ -134,7 +135,9 @@ func buildFilter(auditArch uint32, rules []rule) ([]sockFilter, error) {
 	if len(rules) == 0 {
 		return nil, fmt.Errorf("seccomp policy for this architecture: %w", errors.ErrUnsupported)
 	}
-	var a asm
+	// Sized up front and labelled with strconv, not fmt: every sandbox init
+	// builds this program while it starts.
+	a := asm{prog: make([]sockFilter, 0, 4*len(rules)), labels: make(map[string]int, 2*len(rules))}
 	a.emit(bpfLdAbsW, offArch)
 	a.jump(bpfJeqK, auditArch, "archok", "")
 	a.emit(bpfRetK, retKillProcess)
@@ -143,19 +146,19 @@ func buildFilter(auditArch uint32, rules []rule) ([]sockFilter, error) {
 	a.jump(bpfJgeK, x32SyscallBit, "", "nrok")
 	a.emit(bpfRetK, retKillProcess)
 	a.label("nrok")
-	seen := map[uint32]bool{}
+	seen := make(map[uint32]bool, len(rules))
 	for i, r := range rules {
 		if seen[r.nr] {
 			return nil, fmt.Errorf("seccomp: syscall %s (%d) listed twice", r.name, r.nr)
 		}
 		seen[r.nr] = true
-		next := fmt.Sprintf("next%d", i)
+		next := "next" + strconv.Itoa(i)
 		a.jump(bpfJeqK, r.nr, "", next)
 		switch {
 		case r.errno != 0:
 			a.emit(bpfRetK, retErrno|r.errno)
 		case len(r.deny) > 0:
-			deny := fmt.Sprintf("deny%d", i)
+			deny := "deny" + strconv.Itoa(i)
 			for _, m := range r.deny {
 				a.emit(bpfLdAbsW, argLow(m.Arg))
 				if m.AnyBits != 0 {
@@ -174,7 +177,7 @@ func buildFilter(auditArch uint32, rules []rule) ([]sockFilter, error) {
 			a.emit(bpfRetK, retErrno|eperm)
 		case len(r.only) > 0:
 			for j, m := range r.only {
-				ok := fmt.Sprintf("ok%d_%d", i, j)
+				ok := "ok" + strconv.Itoa(i) + "_" + strconv.Itoa(j)
 				a.emit(bpfLdAbsW, argLow(m.Arg))
 				if m.Mask != 0 {
 					a.emit(bpfAndK, m.Mask)
