@@ -117,6 +117,11 @@ type EgressOptions struct {
 	IdleTimeout time.Duration
 	// Logger gets one line per refusal and per finished tunnel.
 	Logger *slog.Logger
+	// Observe, when set, is told of every decision ("allowed", "denied" by
+	// the rules, "blocked" by the guard, "upstream" failure, "bad-request")
+	// and, when a request or tunnel ends, of the bytes it carried
+	// (verdict "bytes"). It must not block.
+	Observe func(verdict string, bytes int64)
 }
 
 // EgressProxy is an HTTP proxy for one tenant's sandbox: CONNECT tunnels
@@ -136,6 +141,7 @@ type EgressProxy struct {
 	tunnels map[net.Conn]struct{}
 	closed  bool
 	stats   EgressStats
+	observe func(verdict string, bytes int64)
 }
 
 // EgressStats counts what a proxy did.
@@ -159,8 +165,11 @@ func NewEgressProxy(o EgressOptions) (*EgressProxy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Observe == nil {
+		o.Observe = func(string, int64) {}
+	}
 	p := &EgressProxy{guard: o.Guard, log: o.Logger.With("subsystem", "egress"), idle: o.IdleTimeout,
-		slots: make(chan struct{}, o.MaxConns), tunnels: map[net.Conn]struct{}{}}
+		slots: make(chan struct{}, o.MaxConns), tunnels: map[net.Conn]struct{}{}, observe: o.Observe}
 	p.SetRules(o.Rules)
 	tr := o.Guard.Transport()
 	tr.Proxy = nil
@@ -211,6 +220,7 @@ const egressHeader = "X-Bulkhead-Egress"
 
 func (p *EgressProxy) refuse(w http.ResponseWriter, status int, verdict, msg string) {
 	p.stats.Refused.Add(1)
+	p.observe(verdict, 0)
 	w.Header().Set(egressHeader, verdict)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Connection", "close")
@@ -273,6 +283,7 @@ func (p *EgressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	p.stats.Allowed.Add(1)
+	p.observe("allowed", 0)
 	removeHopHeaders(resp.Header)
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
@@ -280,6 +291,7 @@ func (p *EgressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	n, _ := io.Copy(w, resp.Body)
 	p.stats.BytesDown.Add(n)
+	p.observe("bytes", n)
 }
 
 func (p *EgressProxy) upstreamError(w http.ResponseWriter, hostport string, err error) {
@@ -324,6 +336,7 @@ func (p *EgressProxy) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.untrack(client, up)
 	p.stats.Allowed.Add(1)
+	p.observe("allowed", 0)
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
@@ -352,6 +365,7 @@ func (p *EgressProxy) splice(client net.Conn, br *bufio.Reader, up net.Conn) (up
 	wg.Wait()
 	p.stats.BytesUp.Add(upN)
 	p.stats.BytesDown.Add(downN)
+	p.observe("bytes", upN+downN)
 	return upN, downN
 }
 

@@ -184,6 +184,8 @@ type Metrics struct {
 	Tokens        *Counter
 	Errors        *Counter
 	RunLatency    *Histogram
+	Egress        *Counter
+	EgressBytes   *Counter
 }
 
 func newMetrics() *Metrics {
@@ -196,5 +198,7 @@ func newMetrics() *Metrics {
 	m.SandboxStarts = m.NewCounter("bulkhead_sandbox_execs_total", "Commands run in sandboxes by workspace and outcome.", "workspace", "outcome")
 	m.Tokens = m.NewCounter("bulkhead_model_tokens_total", "Model tokens by workspace and direction.", "workspace", "direction")
 	m.Errors = m.NewCounter("bulkhead_errors_total", "Errors by class.", "class")
+	m.Egress = m.NewCounter("bulkhead_egress_requests_total", "Sandbox egress proxy decisions by workspace and verdict (allowed, denied, blocked, upstream, bad-request).", "workspace", "verdict")
+	m.EgressBytes = m.NewCounter("bulkhead_egress_bytes_total", "Bytes carried by sandbox egress proxies, both directions.", "workspace")
 	return m
 }

@@ -240,4 +240,15 @@ func TestExecOverHTTP(t *testing.T) {
 	if !strings.Contains(joined, "stdout") || !strings.Contains(joined, "stderr") || kinds[len(kinds)-1] != "exit" {
 		t.Fatalf("streamed exec events: %v", kinds)
 	}
+	// An egress attempt the workspace's config does not allow is refused
+	// by its proxy, and the refusal shows in the metrics.
+	var eg ExecResponse
+	probe := `exec 3<>/dev/tcp/127.0.0.1/3128 && printf 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n' >&3 && head -c 12 <&3`
+	body, _ := json.Marshal(map[string]any{"args": []string{"bash", "-c", probe}})
+	if code := f.do(t, f.alice, "POST", "/v1/workspaces/alice/exec", string(body), &eg); code != 200 || !strings.HasPrefix(eg.Stdout, "HTTP/1.1 403") {
+		t.Fatalf("egress probe: %d %+v", code, eg)
+	}
+	if got := f.srv.metrics.Egress.Value("alice", "denied"); got != 1 {
+		t.Fatalf("bulkhead_egress_requests_total{alice,denied} = %v, want 1", got)
+	}
 }

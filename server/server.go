@@ -62,6 +62,14 @@ func New(opts Options) (*Server, error) {
 		metrics: newMetrics(),
 		opts:    opts,
 	}
+	m := s.metrics
+	opts.Service.ObserveEgress(func(ws, verdict string, bytes int64) {
+		if verdict == "bytes" {
+			m.EgressBytes.Add(float64(bytes), ws)
+			return
+		}
+		m.Egress.Inc(ws, verdict)
+	})
 	s.routes = s.routeTable()
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {

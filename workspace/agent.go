@@ -89,6 +89,7 @@ type agentState struct {
 	cooldowns map[string]*agent.Cooldowns
 	pools     map[string]*agent.KeyPool // by workspace/provider/key fingerprint
 	mems      map[string]*memEntry
+	egressObs func(ws, verdict string, bytes int64)
 	wg        gosync.WaitGroup
 }
 

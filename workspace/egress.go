@@ -1,5 +1,21 @@
 package workspace
 
+// ObserveEgress registers fn to hear every egress decision of every
+// sandbox's proxy (verdict "allowed", "denied", "blocked", "upstream",
+// "bad-request"; "bytes" with the bytes a finished request or tunnel
+// carried). The server counts them in its metrics. fn must not block.
+func (s *Service) ObserveEgress(fn func(ws, verdict string, bytes int64)) {
+	s.ag.mu.Lock()
+	defer s.ag.mu.Unlock()
+	s.ag.egressObs = fn
+}
+
+func (s *Service) egressObserver() func(ws, verdict string, bytes int64) {
+	s.ag.mu.Lock()
+	defer s.ag.mu.Unlock()
+	return s.ag.egressObs
+}
+
 // EgressProxyAddr is where a sandbox's commands find the egress proxy, on
 // the sandbox's own loopback.
 const EgressProxyAddr = "127.0.0.1:3128"

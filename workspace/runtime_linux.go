@@ -99,6 +99,25 @@ func (l *live) invalidate(rel string) {
 	}
 }
 
+// FilesChanged tells workspace id's live FUSE view, if any, that its files
+// changed on the host other than through Files (such as by git run in the
+// files directory), so the sandbox sees the new tree at once instead of
+// after the view's cache timeout.
+func (s *Service) FilesChanged(id string) {
+	s.rt.mu.Lock()
+	l := s.rt.live[id]
+	s.rt.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	v := l.view
+	l.mu.Unlock()
+	if v != nil {
+		v.InvalidateAll()
+	}
+}
+
 func (s *Service) liveFor(id string) *live {
 	s.rt.mu.Lock()
 	defer s.rt.mu.Unlock()
@@ -369,11 +388,12 @@ func (s *Service) applyConfig(w *Workspace) {
 // with w's rules and the node's address guard. It runs before any command,
 // so nothing in the sandbox can hold the port first.
 func (s *Service) startEgress(sb *sandbox.Sandbox, w *Workspace) (*netguard.EgressProxy, error) {
-	return s.startEgressRules(sb, w.Config.Egress.Allow, s.log.With("workspace", w.ID))
+	return s.startEgressRules(sb, w.ID, w.Config.Egress.Allow, s.log.With("workspace", w.ID))
 }
 
-// startEgressRules serves an egress proxy allowing entries in sb.
-func (s *Service) startEgressRules(sb *sandbox.Sandbox, entries []string, log *slog.Logger) (*netguard.EgressProxy, error) {
+// startEgressRules serves an egress proxy allowing entries in sb, for
+// workspace ws.
+func (s *Service) startEgressRules(sb *sandbox.Sandbox, ws string, entries []string, log *slog.Logger) (*netguard.EgressProxy, error) {
 	_, guard, err := s.ag.options()
 	if err != nil {
 		return nil, err
@@ -382,7 +402,12 @@ func (s *Service) startEgressRules(sb *sandbox.Sandbox, entries []string, log *s
 	if err != nil {
 		return nil, err
 	}
-	p, err := netguard.NewEgressProxy(netguard.EgressOptions{Guard: guard, Rules: rules, Logger: log})
+	observe := func(verdict string, bytes int64) {
+		if fn := s.egressObserver(); fn != nil {
+			fn(ws, verdict, bytes)
+		}
+	}
+	p, err := netguard.NewEgressProxy(netguard.EgressOptions{Guard: guard, Rules: rules, Logger: log, Observe: observe})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,9 @@ func (s *Service) stopAll() error         { return nil }
 func (s *Service) forget(string)          {}
 func (s *Service) applyConfig(*Workspace) {}
 
+// FilesChanged has no view to tell off Linux.
+func (s *Service) FilesChanged(string) {}
+
 // StopSandbox is unsupported off Linux.
 func (s *Service) StopSandbox(string) error { return nil }
 
@@ -26,6 +29,6 @@ func (s *Service) Exec(context.Context, string, sandbox.Command) (sandbox.Result
 	return sandbox.Result{}, errors.ErrUnsupported
 }
 
-func (s *Service) startEgressRules(*sandbox.Sandbox, []string, *slog.Logger) (*netguard.EgressProxy, error) {
+func (s *Service) startEgressRules(*sandbox.Sandbox, string, []string, *slog.Logger) (*netguard.EgressProxy, error) {
 	return nil, errors.ErrUnsupported
 }

@@ -558,7 +558,7 @@ func (s *Service) RunSkill(ctx context.Context, ws, name string, params json.Raw
 	}
 	defer sb.Close()
 	if sk.Network {
-		proxy, err := s.startEgressRules(sb, sk.Egress, s.log.With("workspace", ws, "skill", name))
+		proxy, err := s.startEgressRules(sb, ws, sk.Egress, s.log.With("workspace", ws, "skill", name))
 		if err != nil {
 			return "", fmt.Errorf("skill %s: egress proxy: %w", name, err)
 		}
