@@ -121,6 +121,21 @@ func (s *Server) observeRun(ws, id string) {
 	if run.Status == workspace.RunFailed {
 		s.metrics.Errors.Inc("run_failed")
 	}
+	// Tool calls by tool, from the run's journal (each assistant turn
+	// records the calls it made).
+	entries, err := s.svc.Journal(context.Background(), ws, id, 0)
+	if err != nil {
+		s.log.Debug("count tool calls", "workspace", ws, "run", id, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if e.Message == nil {
+			continue
+		}
+		for _, u := range e.Message.ToolUses() {
+			s.metrics.ToolCalls.Inc(ws, u.Name)
+		}
+	}
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) error {

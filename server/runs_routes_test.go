@@ -252,3 +252,24 @@ func TestExecOverHTTP(t *testing.T) {
 		t.Fatalf("bulkhead_egress_requests_total{alice,denied} = %v, want 1", got)
 	}
 }
+
+// Tool calls are counted by workspace and tool once a run ends.
+func TestRunToolCallsCounted(t *testing.T) {
+	f := newFixture(t)
+	llm := withModel(t, f, workspace.Quotas{})
+	llm.Push(llmtest.ToolCall("c1", "memory_search", `{"query":"deploy key"}`), llmtest.Text("nothing found"))
+	var run workspace.Run
+	if code := f.do(t, f.alice, "POST", "/v1/workspaces/alice/runs", `{"message":"search memory"}`, &run); code != 202 {
+		t.Fatalf("start: %d", code)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for f.srv.metrics.ToolCalls.Value("alice", "memory_search") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tool call not counted (runs: %v succeeded)", f.srv.metrics.Runs.Value("alice", "succeeded"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := f.srv.metrics.ToolCalls.Value("bob", "memory_search"); v != 0 {
+		t.Fatalf("bob's series counted alice's call: %v", v)
+	}
+}
