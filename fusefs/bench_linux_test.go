@@ -123,7 +123,7 @@ const (
 	seqWrite   = 256 << 20 // write: small enough to stay under the dirty-page limit
 	seqBlock   = 1 << 20
 	randSize   = 64 << 20
-	randOps    = 8192
+	randOps    = 32768 // 128 MiB of random I/O per round, so one scheduling hiccup weighs little
 	smallFiles = 10_000
 )
 

@@ -31,15 +31,26 @@
 // Trust: the server runs as root and the mount has no default_permissions,
 // so file modes inside the tree do not limit the sandbox (the tree is the
 // tenant's own); the policy does. New entries are owned by the calling uid.
-// Options.Callers keeps other host users out of an allow_other mount.
+// Options.Callers keeps other host users out of an allow_other mount (the
+// kernel may still answer their stat of a name it has cached).
 // Ioctls and extended attributes are refused.
 //
 // Speed: with kernel passthrough (Linux 6.9+, root), reads and writes of
 // open files bypass the server. An exact byte quota needs every write to pass
 // the server, so it turns passthrough off unless Options.LooseByteQuota
-// accepts counting at close. Names and attributes are cached by the kernel
-// for Options.CacheTimeout; Server.SetPolicy and Server.Invalidate (wired to
-// Tree through TreeOptions.OnChange) drop them at once.
+// accepts counting at close. Metadata work costs a round trip to the
+// server per uncached name, so the kernel caches names (also names that do
+// not exist, except those the policy hides), attributes and directory
+// listings for Options.CacheTimeout (DefaultCacheTimeout, 10 s). Changes
+// made through the view keep those caches right. Server.SetPolicy drops
+// them all, so a new deny or read-only rule holds from the next operation;
+// Server.Invalidate (wired to Tree through TreeOptions.OnChange) drops what
+// one host-side change touched; Server.InvalidateAll is for any other
+// change to the backing directory, such as git run in it on the host.
+// Without one of those, such a change shows in the view after at most
+// CacheTimeout. Caching never skips a policy check that matters: policy is
+// per path, opening, creating, renaming and every other change still ask
+// the server, and a cached name is always one the policy in force allowed.
 //
 // Errors: node methods return syscall.Errno as go-fuse requires (ENOENT for a
 // denied path, EACCES for creating one or for a caller not in Callers, EROFS

@@ -328,14 +328,21 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		uncachedMiss(out)
 		return nil, syscall.ENOENT
 	}
-	var st syscall.Stat_t
-	gen, err := statRel(n.sys.b, rel, &st)
+	// One openat2 answers a miss (the common case before a create);
+	// a hit is then stat'ed through the descriptor.
+	fd, err := n.sys.b.open(rel, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		errno := gofs.ToErrno(err)
 		if errno != syscall.ENOENT || !n.sys.cacheMiss(n, name) {
 			uncachedMiss(out)
 		}
 		return nil, errno
+	}
+	var st syscall.Stat_t
+	gen, err := statAt(fd, "", &st)
+	unix.Close(fd)
+	if err != nil {
+		return nil, gofs.ToErrno(err)
 	}
 	return n.newChild(ctx, &st, gen, out), 0
 }
@@ -917,20 +924,15 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			return errnoOf(err)
 		}
 	}
-	if errno := n.setattr(f, fd, kind, in); errno != 0 {
+	if errno := n.setattr(f, fd, kind, in, out); errno != 0 {
 		if sok {
 			n.sys.quota.addBytes(before.Size - int64(size))
 		}
 		return errno
 	}
-	var st syscall.Stat_t
-	if errno := n.statNode(f, fd, &st); errno != 0 {
-		return errno
-	}
 	if sok && n.sys.looseQuota {
-		n.counted = st.Size
+		n.counted = int64(out.Size)
 	}
-	out.FromStat(&st)
 	return 0
 }
 
@@ -960,14 +962,27 @@ func (n *node) statNode(f gofs.FileHandle, fd int, st *syscall.Stat_t) syscall.E
 	return gofs.ToErrno(err)
 }
 
-// setattr applies in. With an open file the file does the work; otherwise
-// fd is an O_PATH descriptor of the node and every change goes through it,
-// so a path swapped in the meantime is never touched.
-func (n *node) setattr(f gofs.FileHandle, fd int, kind uint32, in *fuse.SetAttrIn) syscall.Errno {
+// setattr applies in and fills out with the attributes after. With an open
+// file the file does the work; otherwise fd is an O_PATH descriptor of the
+// node and every change goes through it, so a path swapped in the meantime
+// is never touched.
+func (n *node) setattr(f gofs.FileHandle, fd int, kind uint32, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if fs, ok := f.(gofs.FileSetattrer); ok && f != nil {
-		var out fuse.AttrOut
-		return fs.Setattr(context.Background(), in, &out)
+		return fs.Setattr(context.Background(), in, out) // stats the file after
 	}
+	if errno := n.setattrFd(fd, kind, in); errno != 0 {
+		return errno
+	}
+	var st syscall.Stat_t
+	if _, err := statAt(fd, "", &st); err != nil {
+		return gofs.ToErrno(err)
+	}
+	out.FromStat(&st)
+	return 0
+}
+
+// setattrFd applies in through fd, an O_PATH descriptor of the node.
+func (n *node) setattrFd(fd int, kind uint32, in *fuse.SetAttrIn) syscall.Errno {
 	if m, ok := in.GetMode(); ok {
 		if kind == syscall.S_IFLNK {
 			return syscall.EOPNOTSUPP
