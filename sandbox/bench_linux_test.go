@@ -137,6 +137,11 @@ func benchCold(b *testing.B, bwrap string) {
 		n, mo.Round(time.Microsecond), mt.Round(time.Microsecond), float64(mo)/float64(mt), median(closes).Round(time.Microsecond))
 	fmt.Printf("  of which, measured apart: clone with the same namespaces running true %v; re-exec of this binary (Go runtime + package init) %v\n",
 		median(nsOnly).Round(time.Microsecond), median(reexec).Round(time.Microsecond))
+	if l := sandbox.LauncherPID(); l > 0 {
+		pss, _ := smapsKB(l)
+		fmt.Printf("  the launcher that clones inits starts once per bulkhead process, with its first sandbox (the first of the %d above: %v); launcher PSS %d kB\n",
+			n, ours[0].Round(time.Microsecond), pss)
+	}
 	b.ReportMetric(float64(mo.Microseconds()), "cold-us")
 	b.ReportMetric(float64(mt.Microseconds()), "bwrap-cold-us")
 }

@@ -50,7 +50,10 @@
 //     nested under the cgroup bulkhead runs in (per controller on v1;
 //     on v2 bulkhead moves itself into a "supervisor" leaf if its own group
 //     holds processes). On v2 the init is cloned straight into its group
-//     (CLONE_INTO_CGROUP); on v1 it joins before it does anything.
+//     (CLONE_INTO_CGROUP); on v1 it writes itself into the group, through
+//     cgroup.procs descriptors bulkhead opened and sent with the setup,
+//     before it does anything else, and bulkhead checks it did. Groups are
+//     made by writing cgroupfs directly (see cgroup_linux.go for why).
 //  6. seccomp: an allowlist BPF program built in pure Go (default EPERM;
 //     clone with namespace flags EPERM, clone3 ENOSYS so libc falls back to
 //     clone; ioctl TIOCSTI/TIOCLINUX EPERM on the low 32 bits; socket only
