@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"testing"
 	"time"
 )
@@ -65,23 +64,6 @@ func TestClassifyOther(t *testing.T) {
 		if got := Classify(c.err); got != c.want {
 			t.Errorf("%v: %s, want %s", c.err, got, c.want)
 		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := http.Header{}
-	h.Set("Retry-After", now.Add(30*time.Second).Format(http.TimeFormat))
-	if d := parseRetryAfter(h, now); d != 30*time.Second {
-		t.Fatalf("http date: %v", d)
-	}
-	h.Set("Retry-After", "2.5")
-	if d := parseRetryAfter(h, now); d != 2500*time.Millisecond {
-		t.Fatalf("seconds: %v", d)
-	}
-	h.Set("Retry-After", "-1")
-	if d := parseRetryAfter(h, now); d != 0 {
-		t.Fatalf("negative: %v", d)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/retryafter"
 )
 
 // DefaultIdleTimeout is how long a model call may go without receiving a
@@ -161,7 +163,7 @@ func startCall(ctx context.Context, client *http.Client, provider, model, url st
 		defer c.close()
 		b, _ := io.ReadAll(io.LimitReader(c.reader(), 64<<10))
 		ae := &APIError{Provider: provider, Model: model, Status: resp.StatusCode,
-			RetryAfter: parseRetryAfter(resp.Header, time.Now()),
+			RetryAfter: retryafter.Parse(resp.Header, time.Now()),
 			RequestID:  firstHeader(resp.Header, "request-id", "x-request-id")}
 		ae.fillFromBody(b, key)
 		return nil, ae

@@ -11,12 +11,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/bulkhead-dev/bulkhead/internal/retryafter"
 	"github.com/bulkhead-dev/bulkhead/netguard"
 )
 
@@ -231,28 +231,8 @@ func (e *httpEmbedder) apiError(resp *http.Response, body []byte) *APIError {
 		Status:     resp.StatusCode,
 		Code:       sanitize(code, e.cfg.APIKey, 80),
 		Message:    sanitize(msg, e.cfg.APIKey, 300),
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: retryafter.Parse(resp.Header, time.Now()),
 	}
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP-date (RFC 9110 10.2.3).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 || math.IsNaN(n) || n > 86400 {
-			return 0
-		}
-		return time.Duration(n * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // errorFields pulls a code and message out of the error bodies providers
