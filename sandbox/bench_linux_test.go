@@ -78,7 +78,7 @@ func BenchmarkSandbox(b *testing.B) {
 }
 
 func benchCold(b *testing.B, bwrap string) {
-	const n = 15
+	const n = 31
 	ctx := context.Background()
 	var ours, theirs, closes []time.Duration
 	bwrapArgs := []string{"--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr"}
@@ -133,8 +133,14 @@ func benchCold(b *testing.B, bwrap string) {
 		reexec = append(reexec, time.Since(t1))
 	}
 	mo, mt := median(ours), median(theirs)
-	fmt.Printf("cold start to finished true (n=%d, medians): bulkhead %v, bwrap --unshare-all %v, ratio %.2fx (bulkhead close %v, not counted)\n",
-		n, mo.Round(time.Microsecond), mt.Round(time.Microsecond), float64(mo)/float64(mt), median(closes).Round(time.Microsecond))
+	// Each round's own ratio too: the load on a shared machine drifts
+	// between rounds, less within one.
+	ratios := make([]time.Duration, n)
+	for i := range n {
+		ratios[i] = time.Duration(1000 * float64(ours[i]) / float64(theirs[i]))
+	}
+	fmt.Printf("cold start to finished true (n=%d, medians): bulkhead %v, bwrap --unshare-all %v, ratio %.2fx, median of per-round ratios %.2fx (bulkhead close %v, not counted)\n",
+		n, mo.Round(time.Microsecond), mt.Round(time.Microsecond), float64(mo)/float64(mt), float64(median(ratios))/1000, median(closes).Round(time.Microsecond))
 	fmt.Printf("  of which, measured apart: clone with the same namespaces running true %v; re-exec of this binary (Go runtime + package init) %v\n",
 		median(nsOnly).Round(time.Microsecond), median(reexec).Round(time.Microsecond))
 	if l := sandbox.LauncherPID(); l > 0 {
