@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -72,9 +73,14 @@ func readSSE(t *testing.T, f *fixture, token, path, lastID string, n int) []sseE
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	return parseSSE(resp.Body, n)
+}
+
+// parseSSE reads events from r until n are read (0: until it ends).
+func parseSSE(r io.Reader, n int) []sseEvent {
 	var out []sseEvent
 	var cur sseEvent
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

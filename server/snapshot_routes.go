@@ -1,8 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	bsync "github.com/bulkhead-dev/bulkhead/sync"
@@ -66,9 +68,9 @@ type (
 func (s *Server) snapshotRoutes() []route {
 	const p = "/v1/workspaces/{ws}/snapshots"
 	return []route{
-		{method: "POST", pattern: p, scope: scopeWorkspace, summary: "Snapshot the workspace's files, state and config (the sandbox is frozen meanwhile)", req: BackupRequest{}, resp: SnapshotSummary{}, status: 201, h: s.backup},
+		{method: "POST", pattern: p, scope: scopeWorkspace, summary: "Snapshot the workspace's files, state and config (the sandbox is frozen meanwhile); with Accept: text/event-stream, progress events then a result or error event", req: BackupRequest{}, resp: SnapshotSummary{}, status: 201, h: s.backup},
 		{method: "GET", pattern: p, scope: scopeWorkspace, summary: "List snapshots, oldest first", resp: []SnapshotSummary{}, h: s.listSnapshots},
-		{method: "POST", pattern: p + "/{snap}/restore", scope: scopeWorkspace, summary: "Restore a snapshot (id, prefix or 'latest') in place ({\"confirm\":true}) or into a new workspace ({\"to\":id}, admin only)", req: RestoreRequest{}, resp: RestoreResponse{}, h: s.restoreSnapshot},
+		{method: "POST", pattern: p + "/{snap}/restore", scope: scopeWorkspace, summary: "Restore a snapshot (id, prefix or 'latest') in place ({\"confirm\":true}) or into a new workspace ({\"to\":id}, admin only); with Accept: text/event-stream, progress events then a result or error event", req: RestoreRequest{}, resp: RestoreResponse{}, h: s.restoreSnapshot},
 		{method: "GET", pattern: p + "/diff", scope: scopeWorkspace, summary: "Compare two snapshots (?from=&to=)", resp: bsync.DiffResult{}, h: s.diffSnapshots},
 		{method: "POST", pattern: p + "/verify", scope: scopeWorkspace, summary: "Check the repository's structure and authenticate a fraction of its packs", req: VerifyRequest{}, resp: bsync.VerifyReport{}, h: s.verifySnapshots},
 		{method: "POST", pattern: p + "/prune", scope: scopeAdmin, summary: "Forget snapshots outside a retention policy and delete unused data", req: PruneRequest{}, resp: bsync.PruneResult{}, h: s.pruneSnapshots},
@@ -135,11 +137,61 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return snapshotErr(err)
 	}
-	snap, err := s.svc.Backup(r.Context(), repo, r.PathValue("ws"), workspace.BackupOptions{Tags: req.Tags})
+	opts := workspace.BackupOptions{Tags: req.Tags}
+	if wantsSSE(r) {
+		sse := newSSE(w)
+		opts.Progress = progressEvents(sse)
+		snap, err := s.svc.Backup(r.Context(), repo, r.PathValue("ws"), opts)
+		return sseResult(sse, func() any { return summarizeSnapshot(snap) }, snapshotErr(err))
+	}
+	snap, err := s.svc.Backup(r.Context(), repo, r.PathValue("ws"), opts)
 	if err != nil {
 		return snapshotErr(err)
 	}
 	writeJSON(w, 201, summarizeSnapshot(snap))
+	return nil
+}
+
+// ProgressEvent is the data of a "progress" event of a long snapshot
+// operation streamed as server-sent events.
+type ProgressEvent struct {
+	Op         string  `json:"op"`
+	Files      int64   `json:"files"`
+	TotalFiles int64   `json:"total_files"`
+	Bytes      int64   `json:"bytes"`
+	TotalBytes int64   `json:"total_bytes"`
+	Uploaded   int64   `json:"transferred"`
+	ElapsedMS  int64   `json:"elapsed_ms"`
+	Rate       float64 `json:"bytes_per_second"`
+	ETAMS      int64   `json:"eta_ms"`
+	Done       bool    `json:"done"`
+}
+
+func wantsSSE(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// progressEvents sends each progress report as a "progress" event.
+func progressEvents(sse *sseWriter) bsync.ProgressFunc {
+	return func(p bsync.Progress) {
+		b, _ := json.Marshal(ProgressEvent{Op: p.Op, Files: p.Files, TotalFiles: p.TotalFiles, Bytes: p.Bytes, TotalBytes: p.TotalBytes,
+			Uploaded: p.Uploaded, ElapsedMS: p.Elapsed.Milliseconds(), Rate: p.Rate, ETAMS: p.ETA.Milliseconds(), Done: p.Done})
+		_ = sse.event("", "progress", b)
+	}
+}
+
+// sseResult ends a streamed operation: a "result" event with result(), or
+// an "error" event carrying the API error an ordinary request would have
+// got.
+func sseResult(sse *sseWriter, result func() any, err error) error {
+	if err != nil {
+		ae := toAPIError(err)
+		b, _ := json.Marshal(map[string]any{"status": ae.Status, "code": ae.Code, "error": ae.Message})
+		_ = sse.event("", "error", b)
+		return nil
+	}
+	b, _ := json.Marshal(result())
+	_ = sse.event("", "result", b)
 	return nil
 }
 
@@ -188,7 +240,14 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return snapshotErr(err)
 	}
-	target, err := s.svc.Restore(r.Context(), repo, r.PathValue("ws"), snap, workspace.RestoreOptions{To: req.To})
+	opts := workspace.RestoreOptions{To: req.To}
+	if wantsSSE(r) {
+		sse := newSSE(w)
+		opts.Progress = progressEvents(sse)
+		target, err := s.svc.Restore(r.Context(), repo, r.PathValue("ws"), snap, opts)
+		return sseResult(sse, func() any { return RestoreResponse{Snapshot: snap.ID, Workspace: target, Files: snap.Stats.Files} }, snapshotErr(err))
+	}
+	target, err := s.svc.Restore(r.Context(), repo, r.PathValue("ws"), snap, opts)
 	if err != nil {
 		return snapshotErr(err)
 	}

@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,6 +176,33 @@ func TestSnapshotRoutes(t *testing.T) {
 	if v, err := f.svc.Credential(context.Background(), "bob", "github"); err != nil || string(v.Reveal()) != "secret-of-bob" {
 		t.Fatalf("bob after a refused fork: %v", err)
 	}
+	// Streamed: progress events, then the snapshot as the result.
+	base = "/v1/workspaces/alice2/snapshots"
+	evs := postSSE(t, f, f.admin, base, `{"tags":["streamed"]}`)
+	if len(evs) < 2 || evs[0].kind != "progress" || evs[len(evs)-1].kind != "result" {
+		t.Fatalf("streamed backup events: %+v", evs)
+	}
+	var last ProgressEvent
+	json.Unmarshal([]byte(evs[len(evs)-2].data), &last)
+	var streamed SnapshotSummary
+	json.Unmarshal([]byte(evs[len(evs)-1].data), &streamed)
+	if !last.Done || last.Op != "backup" || last.Files != 1 || streamed.ID == "" || streamed.Tags[0] != "streamed" {
+		t.Fatalf("streamed backup: last progress %+v, result %+v", last, streamed)
+	}
+	// Refused before the work starts: a plain JSON answer, no stream.
+	if evs := postSSE(t, f, f.admin, base+"/ffffffffffffffff/restore", `{"confirm":true}`); len(evs) != 0 {
+		t.Fatalf("restore of an unknown snapshot streamed: %+v", evs)
+	}
+	// Failing once started: an error event with the status it would have had.
+	_, release, err := f.svc.Memory(context.Background(), "alice2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = postSSE(t, f, f.admin, base+"/latest/restore", `{"confirm":true}`)
+	release()
+	if len(evs) == 0 || evs[len(evs)-1].kind != "error" || !strings.Contains(evs[len(evs)-1].data, `"status":409`) {
+		t.Fatalf("streamed restore while the memory is open: %+v", evs)
+	}
 }
 
 func TestSnapshotPruneAdminOnly(t *testing.T) {
@@ -206,4 +236,23 @@ func TestSnapshotPruneAdminOnly(t *testing.T) {
 	if code := f.do(t, f.bob, "GET", "/v1/workspaces/bob/snapshots", "", &list); code != 200 || len(list) != 0 {
 		t.Fatalf("bob's list: %d %v", code, list)
 	}
+}
+
+// postSSE POSTs body asking for an event stream. A request refused before
+// the work starts answers as JSON (no events); otherwise every event is
+// returned.
+func postSSE(t *testing.T, f *fixture, token, path, body string) []sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.ts.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		return nil
+	}
+	return parseSSE(resp.Body, 0)
 }
