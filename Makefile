@@ -44,8 +44,9 @@ fuzz-netguard: ## fuzz the SSRF guard's host parser and the embedding answer dec
 	$(GO) test -run '^$$' -fuzz FuzzParseHost -fuzztime 60s ./netguard/
 	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 60s ./embed/
 
-bench-netguard: ## guarded vs plain HTTP request over loopback (fresh connection each), ratio
-	$(GO) test -run '^$$' -bench . -benchtime 3000x ./netguard/
+bench-netguard: ## guarded vs plain HTTP request over loopback (fresh connection each), ratio; egress proxy tunnel vs direct TCP (setup, throughput)
+	$(GO) test -run '^$$' -bench BenchmarkGuardOverhead -benchtime 3000x ./netguard/
+	$(GO) test -run '^$$' -bench BenchmarkEgressTunnel -benchtime 30x ./netguard/
 
 .PHONY: bench-fuse
 bench-fuse: ## FUSE view vs native on the same fs (root): seq/rand read+write, create/stat 10k, untar Go src, git status; passthrough and not; ratios

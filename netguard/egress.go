@@ -383,7 +383,7 @@ func copyIdle(dst io.Writer, src interface {
 	io.Reader
 	SetReadDeadline(time.Time) error
 }, idle time.Duration) int64 {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 64<<10)
 	var n int64
 	for {
 		src.SetReadDeadline(time.Now().Add(idle))
