@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/netguard"
@@ -52,12 +53,22 @@ func (c Class) FallsBack() bool {
 }
 
 var (
-	overflowRe = regexp.MustCompile(`(?i)prompt is too long|maximum context length|context[_ ]length[_ ]exceeded|context window|exceeds? (the )?(model'?s? )?context|input length and .max_tokens. exceed context limit|too many tokens|reduce the length of the messages|request too large`)
-	billingRe  = regexp.MustCompile(`(?i)credit balance is too low|exceeded your current quota|insufficient[_ ]quota|billing|payment required|spend limit|insufficient (credits|balance|funds)`)
-	permAuthRe = regexp.MustCompile(`(?i)revoked|deactivated|disabled|insufficient permissions|does not have permission|not allowed to|organization has been|account .*suspended`)
-	modelRe    = regexp.MustCompile(`(?i)model.*(does not exist|not found|not supported|unknown)|(unknown|invalid|no such) model|^model: `)
-	overloadRe = regexp.MustCompile(`(?i)overloaded|capacity|temporarily unavailable|service unavailable|not ready yet`)
-	rateRe     = regexp.MustCompile(`(?i)rate limit|too many requests|rate_limit`)
+	overflowRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)prompt is too long|maximum context length|context[_ ]length[_ ]exceeded|context window|exceeds? (the )?(model'?s? )?context|input length and .max_tokens. exceed context limit|too many tokens|reduce the length of the messages|request too large`)
+	})
+	billingRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)credit balance is too low|exceeded your current quota|insufficient[_ ]quota|billing|payment required|spend limit|insufficient (credits|balance|funds)`)
+	})
+	permAuthRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)revoked|deactivated|disabled|insufficient permissions|does not have permission|not allowed to|organization has been|account .*suspended`)
+	})
+	modelRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)model.*(does not exist|not found|not supported|unknown)|(unknown|invalid|no such) model|^model: `)
+	})
+	overloadRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)overloaded|capacity|temporarily unavailable|service unavailable|not ready yet`)
+	})
+	rateRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)rate limit|too many requests|rate_limit`) })
 )
 
 // Classify sorts err into a Class from the HTTP status, the provider's error
@@ -106,30 +117,30 @@ func classifyAPI(e *APIError) Class {
 	all := typ + " " + code + " " + msg
 	switch {
 	case code == "context_length_exceeded", e.Status == http.StatusRequestEntityTooLarge, typ == "request_too_large",
-		(e.Status == 400 || e.Status == 0) && overflowRe.MatchString(msg):
+		(e.Status == 400 || e.Status == 0) && overflowRe().MatchString(msg):
 		return ClassContextOverflow
 	case e.Status == http.StatusPaymentRequired, typ == "billing_error", code == "insufficient_quota",
-		code == "enforced_spend_limit_reached", billingRe.MatchString(all):
+		code == "enforced_spend_limit_reached", billingRe().MatchString(all):
 		return ClassBilling
 	case e.Status == http.StatusTooManyRequests, typ == "rate_limit_error", code == "rate_limit_exceeded":
 		return ClassRateLimit
 	case e.Status == http.StatusForbidden, typ == "permission_error":
 		return ClassAuthPermanent
 	case e.Status == http.StatusUnauthorized, typ == "authentication_error", code == "invalid_api_key":
-		if permAuthRe.MatchString(msg) {
+		if permAuthRe().MatchString(msg) {
 			return ClassAuthPermanent
 		}
 		return ClassAuth
 	case code == "model_not_found", typ == "not_found_error" && strings.Contains(strings.ToLower(msg), "model"),
-		e.Status == http.StatusNotFound, modelRe.MatchString(msg) && e.Status < 500:
+		e.Status == http.StatusNotFound, modelRe().MatchString(msg) && e.Status < 500:
 		return ClassModelNotFound
-	case e.Status == 529, typ == "overloaded_error", e.Status == http.StatusServiceUnavailable, overloadRe.MatchString(msg):
+	case e.Status == 529, typ == "overloaded_error", e.Status == http.StatusServiceUnavailable, overloadRe().MatchString(msg):
 		return ClassOverloaded
 	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusGatewayTimeout, e.Status == 524, typ == "timeout_error":
 		return ClassTimeout
 	case e.Status >= 500, typ == "api_error", typ == "server_error":
 		return ClassServerError
-	case e.Status == 0 && rateRe.MatchString(all):
+	case e.Status == 0 && rateRe().MatchString(all):
 		return ClassRateLimit
 	case e.Status == 0:
 		// An error event inside a stream with no recognisable type.
@@ -166,7 +177,9 @@ type errorObject struct {
 	} `json:"details"`
 }
 
-var keyishRe = regexp.MustCompile(`(?i)(api key provided:\s*)\S+|\b(sk|gsk|xai|csk)-[A-Za-z0-9_*\-]{6,}`)
+var keyishRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(api key provided:\s*)\S+|\b(sk|gsk|xai|csk)-[A-Za-z0-9_*\-]{6,}`)
+})
 
 // fillFromBody sets e's Type, Code and Message from an error body, removing
 // key from the message along with anything that looks like a key.
@@ -201,7 +214,7 @@ func scrub(msg string, key Secret) string {
 	if k := key.Reveal(); k != "" {
 		msg = strings.ReplaceAll(msg, k, redacted)
 	}
-	return keyishRe.ReplaceAllStringFunc(msg, func(m string) string {
+	return keyishRe().ReplaceAllStringFunc(msg, func(m string) string {
 		if i := strings.Index(strings.ToLower(m), "provided:"); i >= 0 {
 			return m[:i+len("provided:")] + " " + redacted
 		}

@@ -35,7 +35,7 @@ func (f FuncTool) Call(ctx context.Context, args json.RawMessage) (string, error
 	return f.Fn(ctx, args)
 }
 
-var toolNameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+var toolNameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
 
 // Registry is the set of tools offered to the model. Safe for concurrent use.
 type Registry struct {
@@ -58,7 +58,7 @@ func NewRegistry(tools ...Tool) (*Registry, error) {
 // accept) and be unique; the schema must be a JSON object.
 func (r *Registry) Add(t Tool) error {
 	name := t.Name()
-	if !toolNameRe.MatchString(name) {
+	if !toolNameRe().MatchString(name) {
 		return fmt.Errorf("add tool %q: invalid name", name)
 	}
 	if s := t.Schema(); len(s) > 0 {

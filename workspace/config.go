@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -147,8 +148,8 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 var (
-	modelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$`)
-	toolRE  = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]{0,63}$`)
+	modelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$`) })
+	toolRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_][a-z0-9_.-]{0,63}$`) })
 )
 
 // Validate checks every field and returns a *ConfigError listing all problems.
@@ -166,19 +167,19 @@ func (c *Config) Validate() error {
 		bad(field, "unknown provider %q (want one of %s)", p, strings.Join(Providers, ", "))
 	}
 	checkProvider("provider", c.Provider)
-	if !modelRE.MatchString(c.Model) {
+	if !modelRE().MatchString(c.Model) {
 		bad("model", "%q is not a model name", c.Model)
 	}
 	for i, f := range c.Fallbacks {
 		checkProvider(fmt.Sprintf("fallbacks[%d].provider", i), f.Provider)
-		if !modelRE.MatchString(f.Model) {
+		if !modelRE().MatchString(f.Model) {
 			bad(fmt.Sprintf("fallbacks[%d].model", i), "%q is not a model name", f.Model)
 		}
 	}
 	if len(c.Fallbacks) > 8 {
 		bad("fallbacks", "%d entries, at most 8", len(c.Fallbacks))
 	}
-	if !idRE.MatchString(c.Persona) {
+	if !idRE().MatchString(c.Persona) {
 		bad("persona", "%q must match %s", c.Persona, IDRule)
 	}
 	l := c.Limits
@@ -212,12 +213,12 @@ func (c *Config) Validate() error {
 		bad("limits.max_turns", "%d is outside 1..10000", l.MaxTurns)
 	}
 	for i, t := range c.Tools.Allow {
-		if !toolRE.MatchString(t) {
+		if !toolRE().MatchString(t) {
 			bad(fmt.Sprintf("tools.allow[%d]", i), "%q is not a tool name", t)
 		}
 	}
 	for i, t := range c.Tools.Deny {
-		if !toolRE.MatchString(t) {
+		if !toolRE().MatchString(t) {
 			bad(fmt.Sprintf("tools.deny[%d]", i), "%q is not a tool name", t)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -21,7 +22,7 @@ const CredentialNameRule = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 // MaxCredentialSize is the largest credential value accepted.
 const MaxCredentialSize = 64 << 10
 
-var credNameRE = regexp.MustCompile(CredentialNameRule)
+var credNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(CredentialNameRule) })
 
 const prefixCred = "cred/"
 
@@ -39,7 +40,7 @@ type credRecord struct {
 
 // ValidateCredentialName returns an error quoting the rule unless name is valid.
 func ValidateCredentialName(name string) error {
-	if !credNameRE.MatchString(name) {
+	if !credNameRE().MatchString(name) {
 		return fmt.Errorf("%w: name %q must match %s", ErrInvalidCredential, name, CredentialNameRule)
 	}
 	return nil

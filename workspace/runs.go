@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -64,11 +65,11 @@ func (r *Run) Ended() bool { return r.Status != RunRunning }
 // subagent level.
 const RunIDRule = `^r[0-9a-f]{24}(\.sub[0-9]{1,4})*$`
 
-var runIDRE = regexp.MustCompile(RunIDRule)
+var runIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(RunIDRule) })
 
 // ValidateRunID returns an error quoting RunIDRule unless id matches.
 func ValidateRunID(id string) error {
-	if !runIDRE.MatchString(id) {
+	if !runIDRE().MatchString(id) {
 		return fmt.Errorf("%w %q: must match %s", ErrInvalidRunID, id, RunIDRule)
 	}
 	return nil

@@ -24,11 +24,11 @@ import (
 	"github.com/bulkhead-dev/bulkhead/kv"
 )
 
-var idRE = regexp.MustCompile(IDRule)
+var idRE = gosync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(IDRule) })
 
 // ValidateID returns an error quoting IDRule unless id matches it.
 func ValidateID(id string) error {
-	if !idRE.MatchString(id) {
+	if !idRE().MatchString(id) {
 		return fmt.Errorf("%w %q: ids must match %s (lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 64 characters)", ErrInvalidID, id, IDRule)
 	}
 	return nil

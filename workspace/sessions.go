@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -30,7 +31,7 @@ var SessionKinds = []string{KindSession, KindTicket, KindSubagent, KindHeartbeat
 // SessionIDRule is the pattern a session id must match.
 const SessionIDRule = `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`
 
-var sessionIDRE = regexp.MustCompile(SessionIDRule)
+var sessionIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(SessionIDRule) })
 
 const prefixSession = "session/"
 
@@ -58,7 +59,7 @@ func (r SessionRef) Validate() error {
 	if !known {
 		return fmt.Errorf("%w: kind %q is not one of %v", ErrInvalidSession, r.Kind, SessionKinds)
 	}
-	if !sessionIDRE.MatchString(r.ID) || strings.Contains(r.ID, "..") {
+	if !sessionIDRE().MatchString(r.ID) || strings.Contains(r.ID, "..") {
 		return fmt.Errorf("%w: id %q must match %s", ErrInvalidSession, r.ID, SessionIDRule)
 	}
 	return nil
