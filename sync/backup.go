@@ -359,7 +359,7 @@ func (r *Repository) chunkStream(up *uploader, path string, rd io.Reader, bufs *
 		rd = f
 	}
 	ch := newChunker(rd, &r.keys.gear, bufs.read)
-	bufs.read = ch.buf
+	defer func() { bufs.read = ch.buf }() // keep it if it grew
 	var refs []ChunkRef
 	var size int64
 	for {

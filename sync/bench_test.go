@@ -154,9 +154,10 @@ func change1pct(b *testing.B, dir string, total int64) int64 {
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
 
-// cpuNow returns this process's CPU time and MinIO's: the work a phase
-// costs, which load from other processes distorts far less than wall time.
-func cpuNow(b *testing.B, srv *miniotest.Server) (self, minio time.Duration) {
+// cpuNow returns this process's CPU time and page faults, and MinIO's CPU
+// time: the work a phase costs, which load from other processes distorts far
+// less than wall time.
+func cpuNow(b *testing.B, srv *miniotest.Server) (self time.Duration, faults int64, minio time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
@@ -165,7 +166,7 @@ func cpuNow(b *testing.B, srv *miniotest.Server) (self, minio time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), m
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Minflt + ru.Majflt, m
 }
 
 // phase is one measured run of the raw upload or the full backup.
@@ -174,6 +175,7 @@ type phase struct {
 	peakRSS           int64  // bytes; 0 when not measured
 	alloc             uint64 // bytes allocated by this process
 	gcs               uint32
+	faults            int64 // page faults of this process
 }
 
 func (p phase) cpu() time.Duration { return p.self + p.minio }
@@ -185,14 +187,14 @@ func measure(b *testing.B, srv *miniotest.Server, fn func()) phase {
 	resetPeakRSS()
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	self0, minio0 := cpuNow(b, srv)
+	self0, faults0, minio0 := cpuNow(b, srv)
 	start := time.Now()
 	fn()
 	wall := time.Since(start)
-	self1, minio1 := cpuNow(b, srv)
+	self1, faults1, minio1 := cpuNow(b, srv)
 	runtime.ReadMemStats(&ms1)
 	return phase{wall: wall, self: self1 - self0, minio: minio1 - minio0, peakRSS: peakRSS(),
-		alloc: ms1.TotalAlloc - ms0.TotalAlloc, gcs: ms1.NumGC - ms0.NumGC}
+		alloc: ms1.TotalAlloc - ms0.TotalAlloc, gcs: ms1.NumGC - ms0.NumGC, faults: faults1 - faults0}
 }
 
 // resetPeakRSS sets this process's peak RSS (VmHWM) to its current RSS.
@@ -294,9 +296,9 @@ func BenchmarkSync(b *testing.B) {
 			raws, fulls = append(raws, raw), append(fulls, fb)
 			ratios = append(ratios, raw.wall.Seconds()/fb.wall.Seconds())
 			cpuRatios = append(cpuRatios, raw.cpu().Seconds()/fb.cpu().Seconds())
-			b.Logf("round %d: raw %6.1f MiB/s (%v, CPU client %v + MinIO %v) | full %6.1f MiB/s (%v, CPU client %v + MinIO %v, peak RSS %d MiB, %d MiB allocated, %d GCs) | ratio wall %.2fx, CPU %.2fx",
+			b.Logf("round %d: raw %6.1f MiB/s (%v, CPU client %v + MinIO %v) | full %6.1f MiB/s (%v, CPU client %v + MinIO %v, peak RSS %d MiB, %d MiB allocated, %d GCs, %d page faults) | ratio wall %.2fx, CPU %.2fx",
 				i+1, mbps(tarSize, raw.wall), raw.wall.Round(time.Millisecond), raw.self.Round(time.Millisecond), raw.minio.Round(time.Millisecond),
-				mbps(total, fb.wall), fb.wall.Round(time.Millisecond), fb.self.Round(time.Millisecond), fb.minio.Round(time.Millisecond), fb.peakRSS>>20, fb.alloc>>20, fb.gcs,
+				mbps(total, fb.wall), fb.wall.Round(time.Millisecond), fb.self.Round(time.Millisecond), fb.minio.Round(time.Millisecond), fb.peakRSS>>20, fb.alloc>>20, fb.gcs, fb.faults,
 				ratios[i], cpuRatios[i])
 		}
 		rawMBps := make([]float64, rounds)
@@ -369,34 +371,33 @@ func BenchmarkSync(b *testing.B) {
 }
 
 // startProfile writes a CPU profile of the client to the file named by
-// BULKHEAD_BENCH_SYNC_CPUPROFILE, if set, until the returned func is called.
+// BULKHEAD_BENCH_SYNC_CPUPROFILE and an execution trace to the one named by
+// BULKHEAD_BENCH_SYNC_TRACE (each if set) until the returned func is called.
 func startProfile(b *testing.B) func() {
-	path := os.Getenv("BULKHEAD_BENCH_SYNC_CPUPROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	var tf *os.File
-	if tp := os.Getenv("BULKHEAD_BENCH_SYNC_TRACE"); tp != "" {
-		if tf, err = os.Create(tp); err != nil {
+	var stops []func()
+	if path := os.Getenv("BULKHEAD_BENCH_SYNC_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
 			b.Fatal(err)
 		}
-		if err := trace.Start(tf); err != nil {
+		if err := pprof.StartCPUProfile(f); err != nil {
 			b.Fatal(err)
 		}
+		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	if path := os.Getenv("BULKHEAD_BENCH_SYNC_TRACE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() { trace.Stop(); f.Close() })
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-		if tf != nil {
-			trace.Stop()
-			tf.Close()
+		for _, stop := range stops {
+			stop()
 		}
 	}
 }

@@ -22,6 +22,15 @@ const (
 	maskLoose  = ((1 << 18) - 1) << (64 - 18)
 )
 
+// Chunker buffer sizes. A chunker reads ahead up to a maximal chunk beyond
+// the one it cuts, so a refill moves at most MaxChunkSize bytes. Its buffer
+// starts small and doubles only when a file needs it: touching fresh memory
+// costs a page fault per 4 KiB, more than reading a small file does.
+const (
+	chunkerBufSize = 2 * MaxChunkSize
+	chunkerMinBuf  = 64 << 10
+)
+
 // chunker splits a stream into content-defined chunks.
 type chunker struct {
 	r          io.Reader
@@ -31,27 +40,47 @@ type chunker struct {
 	eof        bool
 }
 
+// newChunker returns a chunker reading r into buf (grown when needed; the
+// chunker's buf field holds the buffer it ends up with).
 func newChunker(r io.Reader, gear *[256]uint64, buf []byte) *chunker {
-	if cap(buf) < 2*MaxChunkSize {
-		buf = make([]byte, 2*MaxChunkSize)
+	if cap(buf) < chunkerMinBuf {
+		buf = make([]byte, chunkerMinBuf)
 	}
 	return &chunker{r: r, gear: gear, buf: buf[:cap(buf)]}
+}
+
+// fill moves the unconsumed bytes to the front of the buffer and reads
+// until the buffer is full, at its largest, or the stream ends.
+func (c *chunker) fill() error {
+	copy(c.buf, c.buf[c.start:c.end])
+	c.end -= c.start
+	c.start = 0
+	for !c.eof {
+		if c.end == len(c.buf) {
+			if len(c.buf) >= chunkerBufSize {
+				return nil
+			}
+			grown := make([]byte, min(2*len(c.buf), chunkerBufSize))
+			adviseHugePages(grown) // advice: failure only costs speed
+			copy(grown, c.buf[:c.end])
+			c.buf = grown
+		}
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // next returns the next chunk, valid until the following call, or io.EOF.
 func (c *chunker) next() ([]byte, error) {
 	if c.end-c.start < MaxChunkSize && !c.eof {
-		copy(c.buf, c.buf[c.start:c.end])
-		c.end -= c.start
-		c.start = 0
-		for c.end < len(c.buf) && !c.eof {
-			n, err := c.r.Read(c.buf[c.end:])
-			c.end += n
-			if errors.Is(err, io.EOF) {
-				c.eof = true
-			} else if err != nil {
-				return nil, err
-			}
+		if err := c.fill(); err != nil {
+			return nil, err
 		}
 	}
 	if c.start == c.end {

@@ -91,6 +91,23 @@ func TestChunkerSmallAndEmpty(t *testing.T) {
 	if len(got) != 1 || string(got[0]) != "tiny" {
 		t.Fatalf("tiny input gave %q", got)
 	}
+	// A small file leaves the buffer small; a large one grows it to the
+	// limit, and the grown buffer serves the next file.
+	small := newChunker(bytes.NewReader(make([]byte, 3000)), testGear(t, 1), nil)
+	for _, err := small.next(); err == nil; _, err = small.next() {
+	}
+	if len(small.buf) != chunkerMinBuf {
+		t.Fatalf("a 3000-byte file grew the buffer to %d bytes", len(small.buf))
+	}
+	large := newChunker(bytes.NewReader(make([]byte, 3*MaxChunkSize)), testGear(t, 1), small.buf)
+	for _, err := large.next(); err == nil; _, err = large.next() {
+	}
+	if len(large.buf) != chunkerBufSize {
+		t.Fatalf("a large file left the buffer at %d bytes, want %d", len(large.buf), chunkerBufSize)
+	}
+	if again := newChunker(nil, testGear(t, 1), large.buf); len(again.buf) != chunkerBufSize {
+		t.Fatal("a grown buffer was not reused")
+	}
 }
 
 // A reader that returns a few bytes per call must chunk the same way.

@@ -181,6 +181,7 @@ const packBufCap = TargetPackSize + MaxChunkSize + 1 + sealOverhead + 64<<10
 func newPackBuilder(buf []byte) *packBuilder {
 	if cap(buf) < packBufCap {
 		buf = make([]byte, 0, packBufCap)
+		adviseHugePages(buf) // advice: failure only costs speed
 	}
 	return &packBuilder{buf: buf[:0]}
 }
