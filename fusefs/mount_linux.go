@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -172,8 +173,17 @@ func (s *Server) Policy() *Policy { return s.sys.pol() }
 func (s *Server) SetPolicy(p *Policy) {
 	s.sys.policy.Store(p)
 	s.InvalidateAll()
+	// A lookup or listing answered under the old policy just before the
+	// change can reach the kernel's caches after this pass (the kernel
+	// files a reply when the waiting process runs again); a second pass a
+	// moment later drops that too.
+	time.AfterFunc(policyRecheck, s.InvalidateAll)
 	s.log.Info("fuse view policy changed", "policy", p.String())
 }
+
+// policyRecheck is how long after a policy change the caches are dropped
+// a second time.
+const policyRecheck = 500 * time.Millisecond
 
 // Invalidate drops what the kernel caches about rel (its name, its
 // attributes, its data pages, and the listing and attributes of the

@@ -376,7 +376,7 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		unix.Close(fd)
 		return nil, errno
 	}
-	return &filteredDir{inner: inner, dir: rel, pol: n.sys.pol()}, 0
+	return &filteredDir{inner: inner, dir: rel, sys: n.sys}, 0
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -1135,11 +1135,12 @@ func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 // OnForget has nothing to release: nodes hold no descriptors.
 func (n *node) OnForget() {}
 
-// filteredDir leaves denied names out of a directory listing.
+// filteredDir leaves denied names out of a directory listing, checking each
+// name against the policy in force when it is read.
 type filteredDir struct {
 	inner   gofs.DirStream
 	dir     string
-	pol     *Policy
+	sys     *fsys
 	next    *fuse.DirEntry
 	nextErr syscall.Errno
 }
@@ -1151,7 +1152,7 @@ func (d *filteredDir) HasNext() bool {
 			d.nextErr = errno
 			return true
 		}
-		if e.Name != "." && e.Name != ".." && d.pol.Hidden(path.Join(d.dir, e.Name)) {
+		if e.Name != "." && e.Name != ".." && d.sys.pol().Hidden(path.Join(d.dir, e.Name)) {
 			continue
 		}
 		d.next = &e
