@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/bulkhead-dev/bulkhead/kv"
+	"github.com/bulkhead-dev/bulkhead/sandbox"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -24,6 +25,11 @@ type Workspaces interface {
 	Configure(ctx context.Context, id string, replacement *workspace.Config, sets []string) (*workspace.Workspace, error)
 	FilesDir(id string) string
 	ControlDB() *badger.DB
+	// Exec runs a command in the workspace's sandbox (git runs there).
+	Exec(ctx context.Context, id string, cmd sandbox.Command) (sandbox.Result, error)
+	// FilesChanged tells the sandbox's file view that files changed on the
+	// host behind its back.
+	FilesChanged(id string)
 }
 
 var _ Workspaces = (*workspace.Service)(nil)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/credentials"
+	"github.com/bulkhead-dev/bulkhead/internal/testutil"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -34,8 +35,13 @@ func openService(t testing.TB, dir string) *workspace.Service {
 	return svc
 }
 
+// newBoard opens a board over a fresh service. Projects' git runs in their
+// sandboxes, so the board needs what a sandbox needs.
 func newBoard(t testing.TB, opts Options) (*Board, *workspace.Service) {
 	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireFUSE(t)
+	testutil.RequireUserNS(t)
 	svc := openService(t, t.TempDir())
 	t.Cleanup(func() { svc.Close() })
 	return New(svc, opts), svc
@@ -389,7 +395,7 @@ func TestFailedRunBackoff(t *testing.T) {
 func TestBranchAndShip(t *testing.T) {
 	t.Parallel()
 	writer := RunnerFunc(func(ctx context.Context, req *RunRequest) (*RunResult, error) {
-		br, _ := git(ctx, req.RepoDir, "symbolic-ref", "--short", "HEAD")
+		br, _ := hostGit(ctx, req.RepoDir, "symbolic-ref", "--short", "HEAD")
 		if br != BranchName(req.Ticket.ID) {
 			return nil, fmt.Errorf("on branch %q", br)
 		}

@@ -10,11 +10,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sandbox"
 )
 
 const crashEnv = "BULKHEAD_BOARD_CRASH_HELPER"
 
 func TestMain(m *testing.M) {
+	sandbox.RunInitIfRequested() // ticket git runs in project sandboxes
 	if dir := os.Getenv(crashEnv); dir != "" {
 		crashHelper(dir)
 		return

@@ -379,7 +379,8 @@ func (b *Board) work(ctx context.Context, f *Fence, rt *runTools, logf func(kind
 	rt.author = persona
 	dir := b.ws.FilesDir(p.ID)
 	unlock := b.git.lock(dir)
-	err = checkoutTicket(ctx, dir, BranchName(t.ID), p.DefaultBranch)
+	git := sandboxGit(b.ws, p.ID)
+	err = checkoutTicket(ctx, git, BranchName(t.ID), p.DefaultBranch)
 	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("check out %s: %w", BranchName(t.ID), err)
@@ -394,8 +395,11 @@ func (b *Board) work(ctx context.Context, f *Fence, rt *runTools, logf func(kind
 		// Another run may own the repository now; leave it alone.
 		return res, runErr
 	}
+	// The runner may have written through RepoDir on the host; the
+	// sandbox's view must see that before git does.
+	b.ws.FilesChanged(p.ID)
 	unlock = b.git.lock(dir)
-	if err := commitAll(context.WithoutCancel(ctx), dir, fmt.Sprintf("ticket %d: work at the end of run %d", t.ID, f.Token)); err != nil && runErr == nil {
+	if err := commitAll(context.WithoutCancel(ctx), git, fmt.Sprintf("ticket %d: work at the end of run %d", t.ID, f.Token)); err != nil && runErr == nil {
 		runErr = err
 	}
 	unlock()
@@ -506,7 +510,7 @@ func (b *Board) Ship(ctx context.Context, project string, id int64, author strin
 	}
 	dir := b.ws.FilesDir(project)
 	unlock := b.git.lock(dir)
-	hash, err := mergeTicket(ctx, dir, BranchName(id), p.DefaultBranch, fmt.Sprintf("Merge ticket %d: %s", id, t.Title))
+	hash, err := mergeTicket(ctx, sandboxGit(b.ws, project), BranchName(id), p.DefaultBranch, fmt.Sprintf("Merge ticket %d: %s", id, t.Title))
 	unlock()
 	if err != nil {
 		return nil, err

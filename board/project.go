@@ -81,7 +81,7 @@ func (b *Board) bindRepo(ctx context.Context, id, repo string) (*Project, error)
 	if err := gitClone(ctx, repo, dir); err != nil {
 		return nil, err
 	}
-	branch, err := gitDefaultBranch(ctx, dir)
+	branch, err := gitDefaultBranch(dir)
 	if err != nil {
 		return nil, err
 	}

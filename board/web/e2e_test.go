@@ -21,9 +21,17 @@ import (
 	"github.com/bulkhead-dev/bulkhead/board"
 	"github.com/bulkhead-dev/bulkhead/credentials"
 	"github.com/bulkhead-dev/bulkhead/internal/testutil"
+	"github.com/bulkhead-dev/bulkhead/sandbox"
 	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
+
+// TestMain lets the test binary serve as the sandbox init: a project's git
+// runs in its sandbox.
+func TestMain(m *testing.M) {
+	sandbox.RunInitIfRequested()
+	os.Exit(m.Run())
+}
 
 // webDriver is a minimal W3C WebDriver client over chromedriver's HTTP API.
 type webDriver struct {
@@ -231,6 +239,9 @@ func screenshotDir(t *testing.T) string {
 // the agent's comment and the ticket in verification, return it with a
 // comment, see it worked again, accept it; and bad input shows errors.
 func TestBoardInChromium(t *testing.T) {
+	testutil.RequireRoot(t) // the project's git runs in its sandbox
+	testutil.RequireFUSE(t)
+	testutil.RequireUserNS(t)
 	shots := screenshotDir(t)
 	d := startBrowser(t, shots)
 
