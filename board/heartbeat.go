@@ -26,6 +26,9 @@ type RunRequest struct {
 	// ticket_update_state); the runner adds the sandbox tools.
 	Tools []agent.Tool
 	// RepoDir is the host directory of the clone, on the ticket's branch.
+	// Its contents are the tenant's: a runner must not read or write there
+	// with host privileges (symlinks lead anywhere); use the workspace's
+	// file view (workspace.Service.Files) or its sandbox.
 	RepoDir string
 	// Log receives live progress lines for the ticket page.
 	Log func(kind, text string)
