@@ -217,10 +217,17 @@ func mergeTicket(ctx context.Context, git gitFunc, branch, base, msg string) (st
 }
 
 func chownTree(dir string, uid, gid int) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	// Through os.Root: a name swapped for a symlink meanwhile (the
+	// workspace's sandbox may be running) cannot lead the chown out.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, uid, gid)
+		return root.Lchown(p, uid, gid)
 	})
 }
