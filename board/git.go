@@ -216,6 +216,7 @@ func mergeTicket(ctx context.Context, git gitFunc, branch, base, msg string) (st
 	return git(ctx, "rev-parse", "HEAD")
 }
 
+// chownTree gives every entry under dir (itself included) to uid:gid.
 func chownTree(dir string, uid, gid int) error {
 	// Through os.Root: a name swapped for a symlink meanwhile (the
 	// workspace's sandbox may be running) cannot lead the chown out.
