@@ -24,8 +24,9 @@ const (
 
 // Chunker buffer sizes. A chunker reads ahead up to a maximal chunk beyond
 // the one it cuts, so a refill moves at most MaxChunkSize bytes. Its buffer
-// starts small and doubles only when a file needs it: touching fresh memory
-// costs a page fault per 4 KiB, more than reading a small file does.
+// starts small and grows to full size only when a file needs more: touching
+// fresh memory costs a page fault per 4 KiB (fewer with huge pages, which
+// only the full-size buffer gets), more than reading a small file does.
 const (
 	chunkerBufSize = 2 * MaxChunkSize
 	chunkerMinBuf  = 64 << 10
@@ -60,7 +61,7 @@ func (c *chunker) fill() error {
 			if len(c.buf) >= chunkerBufSize {
 				return nil
 			}
-			grown := make([]byte, min(2*len(c.buf), chunkerBufSize))
+			grown := make([]byte, chunkerBufSize)
 			adviseHugePages(grown) // advice: failure only costs speed
 			copy(grown, c.buf[:c.end])
 			c.buf = grown

@@ -210,8 +210,13 @@ type snapshotWire struct {
 }
 
 // MarshalJSON encodes the manifest, moving non-UTF-8 names to raw fields.
-func (s Snapshot) MarshalJSON() ([]byte, error) {
-	w := snapshotWire{snapshotFields: snapshotFields(s), Tree: make([]nodeWire, len(s.Tree))}
+func (s Snapshot) MarshalJSON() ([]byte, error) { return json.Marshal(s.wire()) }
+
+// wire returns the manifest's JSON form. Encoding it directly, rather than
+// through MarshalJSON, spares encoding/json a second pass that validates
+// and compacts a Marshaler's output.
+func (s *Snapshot) wire() *snapshotWire {
+	w := &snapshotWire{snapshotFields: snapshotFields(*s), Tree: make([]nodeWire, len(s.Tree))}
 	w.snapshotFields.Tree = nil
 	for i, n := range s.Tree {
 		nw := nodeWire{nodeFields: nodeFields(n)}
@@ -223,7 +228,7 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 		}
 		w.Tree[i] = nw
 	}
-	return json.Marshal(w)
+	return w
 }
 
 // decodeManifest reverses MarshalJSON; unknown fields are an error.
@@ -378,7 +383,7 @@ func (r *Repository) saveSnapshot(ctx context.Context, s *Snapshot) error {
 	if err := s.validate(); err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}
-	return r.writeJSON(ctx, snapshotName(s.ID), "snapshot:"+s.ID, s, true)
+	return r.writeJSON(ctx, snapshotName(s.ID), "snapshot:"+s.ID, s.wire(), true)
 }
 
 // forget deletes a snapshot's manifest; its data goes at the next prune.
