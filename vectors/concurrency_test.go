@@ -48,6 +48,14 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 			}
 		}()
 	}
+	// Start writing once the readers run: on a loaded machine the writer
+	// could otherwise finish before any reader was scheduled.
+	for deadline := time.Now().Add(30 * time.Second); searches.Load() < 4; {
+		if time.Now().After(deadline) {
+			t.Fatal("readers never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for i, v := range vecs {
 		id := fmt.Sprint(i % 900)
 		if err := ix.Upsert(id, v); err != nil {
