@@ -446,10 +446,7 @@ func (u *uploader) add(chunk []byte, scratch *[]byte) (ID, error) {
 	if dup {
 		return id, nil
 	}
-	payload, enc := encodeBlob(chunk, *scratch)
-	if enc == encZstd {
-		*scratch = payload[:0] // keep the buffer if zstd grew it
-	}
+	payload, enc := encodeBlob(chunk, scratch)
 	n := sealedBlobSize(len(payload))
 	p, slot, full, err := u.reserve(id, n, len(chunk))
 	if err != nil {

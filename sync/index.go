@@ -192,7 +192,10 @@ func (r *Repository) writeJSON(ctx context.Context, name, kind string, v any, cr
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	sealed := r.keys.seal(nil, zenc.EncodeAll(plain, nil), kind)
+	// Hex ids dominate manifests and indexes and compress about twofold;
+	// sizing the output for that saves zstd growing it step by step.
+	z := zenc.EncodeAll(plain, make([]byte, 0, len(plain)/2+4096))
+	sealed := r.keys.seal(make([]byte, 0, len(z)+sealOverhead), z, kind)
 	put := r.store.Put
 	if create {
 		put = r.store.PutIfAbsent

@@ -89,17 +89,26 @@ const (
 )
 
 // encodeBlob returns the payload to seal and its encoding: plain itself
-// (no copy) when compression would not pay, else zstd output appended to
-// scratch. Incompressible data (media, archives, random) is recognised from
+// (no copy) when compression would not pay, else zstd output written into
+// *scratch, which keeps the largest buffer used so the next call does not
+// allocate. Incompressible data (media, archives, random) is recognised from
 // a sample, which saves most of the compression cost.
-func encodeBlob(plain, scratch []byte) ([]byte, byte) {
+func encodeBlob(plain []byte, scratch *[]byte) ([]byte, byte) {
+	if cap(*scratch) < len(plain)+len(plain)/64+64 {
+		// zstd's worst case is a little over the input; sized once, the
+		// buffer is only touched as far as output is written.
+		*scratch = make([]byte, 0, max(len(plain), MaxChunkSize)+MaxChunkSize/64+64)
+	}
 	if len(plain) > 2*compressSample {
-		sample := zenc.EncodeAll(plain[:compressSample], scratch[:0])
+		sample := zenc.EncodeAll(plain[:compressSample], (*scratch)[:0])
 		if len(sample) >= compressSample*97/100 {
 			return plain, encRaw
 		}
 	}
-	z := zenc.EncodeAll(plain, scratch[:0])
+	z := zenc.EncodeAll(plain, (*scratch)[:0])
+	if cap(z) > cap(*scratch) {
+		*scratch = z[:0]
+	}
 	if len(z) >= len(plain) {
 		return plain, encRaw
 	}
@@ -124,7 +133,8 @@ func (k *keys) sealBlobInto(dst []byte, id ID, payload []byte, enc byte) {
 // sealBlob compresses (when that saves space) and encrypts one blob into a
 // new slice.
 func (k *keys) sealBlob(id ID, plain []byte) []byte {
-	payload, enc := encodeBlob(plain, nil)
+	var scratch []byte
+	payload, enc := encodeBlob(plain, &scratch)
 	out := make([]byte, sealedBlobSize(len(payload)))
 	k.sealBlobInto(out, id, payload, enc)
 	return out
