@@ -71,9 +71,12 @@ func parsePackName(name string) (ID, bool) {
 var (
 	// One encoder state per concurrent reader: EncodeAll waits for a free
 	// one. No frame checksum: AES-GCM and the blob id already authenticate
-	// every byte.
+	// every byte. A window of an average chunk instead of the default 8 MiB
+	// compresses a blob of up to that size exactly as well and a quarter to
+	// a third faster here (less history memory to fill and fault in).
 	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderConcurrency(fileReaders), zstd.WithEncoderCRC(false))
+		zstd.WithEncoderConcurrency(fileReaders), zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(AvgChunkSize))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
