@@ -70,10 +70,9 @@ func Mount(ctx context.Context, backingDir, mountpoint string, opts Options) (*S
 		timeout = DefaultCacheTimeout
 	}
 	// Names that do not exist are cached as long as names that do: every
-	// change through the view updates the kernel's caches, a change
-	// reported through Invalidate or InvalidateAll drops them, and every
-	// cached negative entry is tracked so that it can be dropped (see
-	// fsys.negatives).
+	// change through the view updates the kernel's caches, and a change
+	// reported through Invalidate or InvalidateAll drops them, missing
+	// names included (see fsys.negTimeout).
 	negative := timeout
 	sys.negTimeout = timeout
 	wantPassthrough := !opts.NoPassthrough && (!opts.Quota.limitsBytes() || opts.LooseByteQuota)
