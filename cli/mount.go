@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/fusefs"
 	"github.com/bulkhead-dev/bulkhead/workspace"
@@ -46,6 +47,9 @@ func (c *MountCmd) Run(g *Globals) error {
 		Policy:       pol,
 		ReadOnly:     !c.RW,
 		NoAllowOther: !c.AllowOther,
+		// A person looks at files the sandbox and the agent change behind
+		// this mount's back: cache for a second, not the sandbox view's 10.
+		CacheTimeout: time.Second,
 		Logger:       g.Log.With("workspace", w.ID),
 	}
 	files := g.filesDir(w.ID)
