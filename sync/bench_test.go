@@ -215,6 +215,14 @@ func peakRSS() int64 {
 	return 0
 }
 
+func ratioList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " ")
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -230,7 +238,7 @@ func median(xs []float64) float64 {
 // each round) and the medians are reported, because the machine is shared.
 //
 // Environment: BULKHEAD_BENCH_SYNC_MB sets the tree size (default 1024),
-// BULKHEAD_BENCH_SYNC_ROUNDS the raw/full rounds (default 3),
+// BULKHEAD_BENCH_SYNC_ROUNDS the raw/full rounds (default 5),
 // BULKHEAD_BENCH_SYNC_FULL_ONLY=1 stops after them, and
 // BULKHEAD_BENCH_SYNC_CPUPROFILE / _TRACE profile the last full backup.
 func BenchmarkSync(b *testing.B) {
@@ -238,7 +246,7 @@ func BenchmarkSync(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_SYNC_MB")); err == nil && v > 0 {
 		mb = v
 	}
-	rounds := 3
+	rounds := 5
 	if v, err := strconv.Atoi(os.Getenv("BULKHEAD_BENCH_SYNC_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
@@ -296,22 +304,28 @@ func BenchmarkSync(b *testing.B) {
 			raws, fulls = append(raws, raw), append(fulls, fb)
 			ratios = append(ratios, raw.wall.Seconds()/fb.wall.Seconds())
 			cpuRatios = append(cpuRatios, raw.cpu().Seconds()/fb.cpu().Seconds())
-			b.Logf("round %d: raw %6.1f MiB/s (%v, CPU client %v + MinIO %v) | full %6.1f MiB/s (%v, CPU client %v + MinIO %v, peak RSS %d MiB, %d MiB allocated, %d GCs, %d page faults) | ratio wall %.2fx, CPU %.2fx",
+			// testing keeps only 10 lines of a benchmark's log: rounds go
+			// to stderr, the summary below to the log.
+			fmt.Fprintf(os.Stderr, "round %d: raw %6.1f MiB/s (%v, CPU client %v + MinIO %v) | full %6.1f MiB/s (%v, CPU client %v + MinIO %v, peak RSS %d MiB, %d MiB allocated, %d GCs, %d page faults) | ratio wall %.2fx, CPU %.2fx\n",
 				i+1, mbps(tarSize, raw.wall), raw.wall.Round(time.Millisecond), raw.self.Round(time.Millisecond), raw.minio.Round(time.Millisecond),
 				mbps(total, fb.wall), fb.wall.Round(time.Millisecond), fb.self.Round(time.Millisecond), fb.minio.Round(time.Millisecond), fb.peakRSS>>20, fb.alloc>>20, fb.gcs, fb.faults,
 				ratios[i], cpuRatios[i])
 		}
 		rawMBps := make([]float64, rounds)
 		fullMBps := make([]float64, rounds)
+		rawSelf, rawMinio, fullSelf, fullMinio := make([]float64, rounds), make([]float64, rounds), make([]float64, rounds), make([]float64, rounds)
 		var peak int64
 		for i := range rounds {
 			rawMBps[i], fullMBps[i] = mbps(tarSize, raws[i].wall), mbps(total, fulls[i].wall)
+			rawSelf[i], rawMinio[i] = raws[i].self.Seconds(), raws[i].minio.Seconds()
+			fullSelf[i], fullMinio[i] = fulls[i].self.Seconds(), fulls[i].minio.Seconds()
 			peak = max(peak, fulls[i].peakRSS)
 		}
 		b.Logf("tree: %d MiB in %d files; full backup uploaded %d MiB in %d packs", total>>20, full.Stats.Files, full.Stats.BytesUploaded>>20, full.Stats.Packs)
-		b.Logf("raw PutObject of tar:  median %6.1f MiB/s", median(rawMBps))
-		b.Logf("full backup to MinIO:  median %6.1f MiB/s, peak RSS %d MiB; ratio to raw (median of %d rounds): wall %.2fx, CPU %.2fx",
-			median(fullMBps), peak>>20, rounds, median(ratios), median(cpuRatios))
+		b.Logf("raw PutObject of tar:  median %6.1f MiB/s, CPU client %.2fs + MinIO %.2fs", median(rawMBps), median(rawSelf), median(rawMinio))
+		b.Logf("full backup to MinIO:  median %6.1f MiB/s, CPU client %.2fs + MinIO %.2fs, peak RSS %d MiB",
+			median(fullMBps), median(fullSelf), median(fullMinio), peak>>20)
+		b.Logf("full backup vs raw:    median of %d rounds %.2fx wall, %.2fx CPU (per round: %s)", rounds, median(ratios), median(cpuRatios), ratioList(ratios))
 		b.ReportMetric(median(ratios), "backup/raw-ratio")
 		b.ReportMetric(median(cpuRatios), "backup/raw-cpu-ratio")
 		b.ReportMetric(float64(peak>>20), "backup-peak-RSS-MiB")
