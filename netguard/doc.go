@@ -36,6 +36,13 @@
 // and the reason. Too many redirects match ErrTooManyRedirects. The guard fails
 // closed: an unparseable host, a resolver error or an empty answer refuses.
 //
+// EgressProxy is the one way out of a sandbox: an HTTP proxy (CONNECT and
+// absolute-URI requests) serving one tenant, which allows only the names in
+// its EgressRules and dials them through a Guard, so a tenant's rules can
+// never open what the operator's guard refuses. Refusals are 403 with the
+// reason in the body and the X-Bulkhead-Egress header.
+//
 // Concurrency: a Guard is immutable after New and safe for concurrent use; the
-// clients and transports it returns are as safe as the standard library's.
+// clients and transports it returns are as safe as the standard library's. An
+// EgressProxy is safe for concurrent use; SetRules may be called at any time.
 package netguard

@@ -43,7 +43,9 @@
 //     old root is detached; the root is read-only.
 //  3. pid, uts, ipc, cgroup namespaces: the init is PID 1 and reaps
 //     orphans; the hostname is Config.Hostname.
-//  4. net: a fresh network namespace with only loopback, brought up.
+//  4. net: a fresh network namespace with only loopback, brought up. The
+//     host may open listeners inside it (Sandbox.ListenTCP) and serve them
+//     itself; that is how a workspace's egress proxy gets in.
 //  5. cgroup: memory (swap capped too: memsw on v1, swap.max=0 on v2), pids
 //     (Limits.Pids for the commands, enforced as their RLIMIT_NPROC, plus
 //     InitReserve so a fork bomb cannot starve the init of threads), cpu,

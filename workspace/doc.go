@@ -16,6 +16,10 @@
 // record left in "creating" or "deleting" by a crash, so List never shows a
 // half-made or half-deleted workspace.
 //
+// Each live sandbox gets an egress proxy on its own loopback (127.0.0.1:3128,
+// HTTP_PROXY set in its commands) that allows the names in the workspace's
+// egress.allow through the node's guard; config changes apply to it at once.
+//
 // Concurrency: a Service is safe for concurrent use within one process. Only
 // one process may open a state dir (kv.LockDir); a second gets an error naming
 // the first one's pid.
