@@ -144,7 +144,7 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 			var bufs chunkBuffers
 			for i := range next {
 				n := &tree[i]
-				refs, size, err := r.chunkStream(up, filepath.Join(dir, filepath.FromSlash(n.Path)), nil, &bufs, progress)
+				refs, size, err := r.chunkStream(up, dir, filepath.FromSlash(n.Path), nil, &bufs, progress)
 				if err != nil {
 					up.cancel(fmt.Errorf("read %s: %w", n.Path, err))
 					continue
@@ -176,7 +176,7 @@ func (r *Repository) backup(ctx context.Context, dir string, opts BackupOptions,
 	}
 	if opts.State != nil {
 		var bufs chunkBuffers
-		refs, size, err := r.chunkStream(up, "", opts.State, &bufs, progress)
+		refs, size, err := r.chunkStream(up, "", "", opts.State, &bufs, progress)
 		if err != nil {
 			up.abort()
 			return nil, fmt.Errorf("read state stream: %w", err)
@@ -346,12 +346,12 @@ type chunkBuffers struct {
 	scratch []byte
 }
 
-// chunkStream splits the file at path (or rd when path is "") into chunks
-// and hands each to the uploader, which hashes and stores it before the
-// next is read. It returns the chunk refs and the byte count.
-func (r *Repository) chunkStream(up *uploader, path string, rd io.Reader, bufs *chunkBuffers, progress func(files, bytes int64)) ([]ChunkRef, int64, error) {
-	if path != "" {
-		f, err := openNoFollow(path)
+// chunkStream splits the file rel under root (or rd when rel is "") into
+// chunks and hands each to the uploader, which hashes and stores it before
+// the next is read. It returns the chunk refs and the byte count.
+func (r *Repository) chunkStream(up *uploader, root, rel string, rd io.Reader, bufs *chunkBuffers, progress func(files, bytes int64)) ([]ChunkRef, int64, error) {
+	if rel != "" {
+		f, err := openBeneath(root, rel)
 		if err != nil {
 			return nil, 0, err
 		}

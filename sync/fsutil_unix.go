@@ -21,7 +21,8 @@ func statExtra(fi fs.FileInfo) (ino uint64, ctime int64) {
 }
 
 // openNoFollow opens a regular file for reading without following a final
-// symlink (the path may have been swapped for one since the walk).
+// symlink (the path may have been swapped for one since the walk). Where
+// the kernel offers more, openBeneath uses it.
 //
 // It returns a bare descriptor rather than an *os.File: os.OpenFile tries to
 // register every file with the network poller (four fcntl calls and an
