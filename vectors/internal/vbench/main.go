@@ -1,4 +1,4 @@
-// Command vbench compares the vectors package's HNSW index with brute-force
+// Package main (vbench) compares the vectors package's HNSW index with brute-force
 // search and with github.com/coder/hnsw on clustered synthetic data, and
 // prints one table per data size. It is run by `make bench-vectors`; being a
 // separate main package, coder/hnsw never enters the product binary.
