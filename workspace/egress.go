@@ -1,5 +1,7 @@
 package workspace
 
+import "os"
+
 // ObserveEgress registers fn to hear every egress decision of every
 // sandbox's proxy (verdict "allowed", "denied", "blocked", "upstream",
 // "bad-request"; "bytes" with the bytes a finished request or tunnel
@@ -15,6 +17,12 @@ func (s *Service) egressObserver() func(ws, verdict string, bytes int64) {
 	defer s.ag.mu.Unlock()
 	return s.ag.egressObs
 }
+
+// egressAvailable reports whether sandboxes can get an egress proxy: the
+// host enters the sandbox's network namespace to open its listener, which
+// needs CAP_SYS_ADMIN in bulkhead's own user namespace, so an unprivileged
+// bulkhead runs sandboxes with loopback only.
+func egressAvailable() bool { return os.Geteuid() == 0 }
 
 // EgressProxyAddr is where a sandbox's commands find the egress proxy, on
 // the sandbox's own loopback.

@@ -241,7 +241,9 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 		return nil, fmt.Errorf("sandbox %s: create mountpoint: %w", id, err)
 	}
 	sbc := SandboxConfig(w, mp)
-	sbc.Env = append(sbc.Env, egressEnv...)
+	if egressAvailable() {
+		sbc.Env = append(sbc.Env, egressEnv...)
+	}
 	// Callers: the view is mounted allow_other for the sandbox's uid; no
 	// other host user may use it even if they find the mountpoint.
 	view, err := fusefs.Mount(ctx, s.FilesDir(id), mp, fusefs.Options{
@@ -265,7 +267,10 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 		os.Remove(mp)
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	proxy, err := s.startEgress(sb, w)
+	var proxy *netguard.EgressProxy
+	if egressAvailable() {
+		proxy, err = s.startEgress(sb, w)
+	}
 	if err != nil {
 		sb.Close()
 		view.Unmount()
@@ -277,7 +282,9 @@ func (s *Service) Sandbox(ctx context.Context, id string) (*sandbox.Sandbox, err
 	go func() {
 		defer close(stopped)
 		<-sb.Done()
-		proxy.Close()
+		if proxy != nil {
+			proxy.Close()
+		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err := view.Unmount(); err != nil {

@@ -516,6 +516,9 @@ func (s *Service) RunSkill(ctx context.Context, ws, name string, params json.Raw
 	if sk.Network && len(sk.Egress) == 0 { // registered before egress lists existed
 		return "", fmt.Errorf("skill %s: %w", name, ErrSkillEgress)
 	}
+	if sk.Network && !egressAvailable() {
+		return "", fmt.Errorf("skill %s needs network egress, which needs bulkhead to run as root (an unprivileged bulkhead gives sandboxes loopback only)", name)
+	}
 	var env []string
 	var secrets [][]byte
 	for _, c := range sk.Credentials {
