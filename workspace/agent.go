@@ -105,25 +105,22 @@ func (a *agentState) init() {
 }
 
 // SetAgentOptions replaces the agent options for runs started afterwards.
-func (s *Service) SetAgentOptions(o AgentOptions) {
-	s.ag.mu.Lock()
-	defer s.ag.mu.Unlock()
-	s.ag.init()
-	s.ag.opts, s.ag.optsSet = o, true
-	s.ag.guard, s.ag.client = o.Guard, nil
-}
+func (s *Service) SetAgentOptions(o AgentOptions) { s.setAgentOptions(o, true) }
 
 // SetAgentOptionsIfUnset sets o unless SetAgentOptions was called before,
 // so a component that needs some options (the heartbeat's ticket runner)
 // never replaces the server's.
-func (s *Service) SetAgentOptionsIfUnset(o AgentOptions) {
+func (s *Service) SetAgentOptionsIfUnset(o AgentOptions) { s.setAgentOptions(o, false) }
+
+func (s *Service) setAgentOptions(o AgentOptions, replace bool) {
 	s.ag.mu.Lock()
 	defer s.ag.mu.Unlock()
-	if !s.ag.optsSet {
-		s.ag.init()
-		s.ag.opts, s.ag.optsSet = o, true
-		s.ag.guard, s.ag.client = o.Guard, nil
+	if s.ag.optsSet && !replace {
+		return
 	}
+	s.ag.init()
+	s.ag.opts, s.ag.optsSet = o, true
+	s.ag.guard, s.ag.client = o.Guard, nil
 }
 
 func (a *agentState) options() (AgentOptions, *netguard.Guard, error) {
