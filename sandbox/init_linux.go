@@ -213,10 +213,28 @@ func (s *initServer) spawner(filter []sockFilter, ready chan<- error) {
 		}
 		if r.err == nil {
 			s.pending[r.pid] = r.wait
+			preferAsOOMVictim(r.pid)
 		}
 		s.mu.Unlock()
 		close(r.done)
 	}
+}
+
+// commandOOMScoreAdj is the oom_score_adj of every command (and, by
+// inheritance, everything it forks): when the sandbox's memory limit is hit,
+// the kernel kills a command rather than the init, so the sandbox outlives a
+// memory bomb and reports it. Raising the value needs no privilege.
+const commandOOMScoreAdj = "500"
+
+// preferAsOOMVictim raises pid's oom_score_adj; best effort (the command
+// may already have exited).
+func preferAsOOMVictim(pid int) {
+	fd, err := syscall.Open("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	syscall.Write(fd, []byte(commandOOMScoreAdj))
+	syscall.Close(fd)
 }
 
 // checkIDMap verifies from inside that uid 0 maps to the expected host id,

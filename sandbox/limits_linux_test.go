@@ -189,3 +189,13 @@ func TestSetupFailureNamesLayer(t *testing.T) {
 		t.Fatalf("got %v, want a SetupError for layer workspace", err)
 	}
 }
+
+// Commands are the OOM killer's preferred victims, never the init: the
+// sandbox outlives a memory bomb.
+func TestCommandsPreferredOOMVictims(t *testing.T) {
+	sb := startSandbox(t, "oomadj", nil)
+	o := sh(t, sb, "cat /proc/self/oom_score_adj /proc/1/oom_score_adj")
+	if f := strings.Fields(o.stdout); len(f) != 2 || f[0] != "500" || f[1] != "0" {
+		t.Fatalf("oom_score_adj of a command and of the init: %q, want 500 and 0", o.stdout)
+	}
+}
