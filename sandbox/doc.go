@@ -48,7 +48,9 @@
 //     itself; that is how a workspace's egress proxy gets in.
 //  5. cgroup: memory (swap capped too: memsw on v1, swap.max=0 on v2), pids
 //     (Limits.Pids for the commands, enforced as their RLIMIT_NPROC, plus
-//     InitReserve so a fork bomb cannot starve the init of threads), cpu,
+//     InitReserve so a fork bomb cannot starve the init of threads;
+//     commands run with oom_score_adj 500, so at the memory limit the
+//     kernel kills a command rather than the init), cpu,
 //     nested under the cgroup bulkhead runs in (per controller on v1;
 //     on v2 bulkhead moves itself into a "supervisor" leaf if its own group
 //     holds processes). On v2 the init is cloned straight into its group
