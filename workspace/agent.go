@@ -227,7 +227,7 @@ func (s *Service) sharedMemory(ctx context.Context, ws string) (*memory.Store, f
 		close(e.indexed)
 	}
 	var once gosync.Once
-	return e.st, func() {
+	release := func() {
 		once.Do(func() {
 			s.ag.mu.Lock()
 			defer s.ag.mu.Unlock()
@@ -245,7 +245,15 @@ func (s *Service) sharedMemory(ctx context.Context, ws string) (*memory.Store, f
 			}
 			e.release()
 		})
-	}, nil
+	}
+	// A user that found the store open waits for its opener's first index.
+	select {
+	case <-e.indexed:
+	case <-ctx.Done():
+		release()
+		return nil, nil, ctx.Err()
+	}
+	return e.st, release, nil
 }
 
 // openMemoryLocked opens ws's memory store and starts its file watch.
