@@ -229,26 +229,26 @@ func (p *EgressProxy) refuse(w http.ResponseWriter, status int, verdict, msg str
 }
 
 // check decides hostport ("host:port") against the rules.
-func (p *EgressProxy) check(hostport string) (host string, port uint16, err error) {
+func (p *EgressProxy) check(hostport string) error {
 	h, ps, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return "", 0, fmt.Errorf("malformed destination %q", hostport)
+		return fmt.Errorf("malformed destination %q", hostport)
 	}
 	n, err := strconv.ParseUint(ps, 10, 16)
 	if err != nil || n == 0 {
-		return "", 0, fmt.Errorf("invalid port in %q", hostport)
+		return fmt.Errorf("invalid port in %q", hostport)
 	}
 	if !p.rules.Load().Allows(h, uint16(n)) {
-		return "", 0, fmt.Errorf("%s is not in this workspace's egress allowlist (an operator sets egress.allow)", net.JoinHostPort(h, ps))
+		return fmt.Errorf("%s is not in this workspace's egress allowlist (an operator sets egress.allow)", net.JoinHostPort(h, ps))
 	}
-	return h, uint16(n), nil
+	return nil
 }
 
 // dialAllowed is the transport's dialer: the rules again (a request's host
 // is checked before, this also covers anything the transport dials), then
 // the guard.
 func (p *EgressProxy) dialAllowed(ctx context.Context, network, addr string) (net.Conn, error) {
-	if _, _, err := p.check(addr); err != nil {
+	if err := p.check(addr); err != nil {
 		return nil, err
 	}
 	return p.guard.DialContext(ctx, network, addr)
@@ -267,7 +267,7 @@ func (p *EgressProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Port() == "" {
 		hostport = net.JoinHostPort(r.URL.Hostname(), "80")
 	}
-	if _, _, err := p.check(hostport); err != nil {
+	if err := p.check(hostport); err != nil {
 		p.log.Info("egress refused", "dest", hostport, "reason", err)
 		p.refuse(w, http.StatusForbidden, "denied", err.Error())
 		return
@@ -306,7 +306,7 @@ func (p *EgressProxy) upstreamError(w http.ResponseWriter, hostport string, err 
 
 func (p *EgressProxy) connect(w http.ResponseWriter, r *http.Request) {
 	hostport := r.Host
-	if _, _, err := p.check(hostport); err != nil {
+	if err := p.check(hostport); err != nil {
 		p.log.Info("egress refused", "dest", hostport, "reason", err)
 		p.refuse(w, http.StatusForbidden, "denied", err.Error())
 		return
