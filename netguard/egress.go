@@ -91,9 +91,6 @@ func (r EgressRules) Allows(host string, port uint16) bool {
 	return false
 }
 
-// Empty reports whether the rules allow nothing.
-func (r EgressRules) Empty() bool { return len(r.exact) == 0 && len(r.suffix) == 0 }
-
 func hasPort(ports []uint16, p uint16) bool {
 	for _, q := range ports {
 		if q == p {
