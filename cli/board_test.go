@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
-	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -118,16 +116,7 @@ func TestBoardThroughRunningServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	srv, err := server.New(server.Options{Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
-	<-ready
-	defer func() { cancel(); <-done }()
+	defer serveSocket(t, svc)()
 
 	if r := run(t, "", "project", "create", "web", "--repo", repo, "--persona", "ghost"); r.code != 1 || !strings.Contains(r.stderr, "persona not found") {
 		t.Fatalf("unknown persona via socket: %+v", r)

@@ -171,16 +171,7 @@ func TestThroughRunningServer(t *testing.T) {
 		t.Fatalf("got %+v, want %q", r, want)
 	}
 
-	srv, err := server.New(server.Options{Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
-	<-ready
-	defer func() { cancel(); <-done }()
+	defer serveSocket(t, svc)()
 
 	if r := run(t, "", "workspace", "create", "alice", "--set", "limits.pids=99"); r.code != 0 {
 		t.Fatalf("create via socket: %+v", r)
@@ -256,4 +247,20 @@ func TestHelpEverywhere(t *testing.T) {
 	if r := run(t, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "bulkhead ") {
 		t.Errorf("version: %+v", r)
 	}
+}
+
+// serveSocket serves the API (and so the CLI's unix socket) on svc; call
+// the returned func to stop it before svc closes.
+func serveSocket(t *testing.T, svc *workspace.Service) (stop func()) {
+	t.Helper()
+	srv, err := server.New(server.Options{Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
+	<-ready
+	return func() { cancel(); <-done }
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/agent/llmtest"
 	"github.com/bulkhead-dev/bulkhead/netguard"
-	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/workspace"
 )
 
@@ -87,16 +85,8 @@ func TestRunThroughServer(t *testing.T) {
 	defer svc.Close()
 	g, _ := netguard.New(netguard.Config{Allow: []string{host}})
 	svc.SetAgentOptions(workspace.AgentOptions{Guard: g})
-	srv, err := server.New(server.Options{Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, "127.0.0.1:0", func(net.Addr) { close(ready) }) }()
-	<-ready
-	defer func() { cancel(); <-done; svc.StopRuns() }()
+	defer svc.StopRuns()
+	defer serveSocket(t, svc)()
 	llm.Push(llmtest.Reply{Blocks: []llmtest.Block{{Text: "streamed through the socket"}}, Chunk: 4})
 	r := run(t, "", "run", "alice", "hi", "--session", "web")
 	if r.code != 0 || !strings.Contains(r.stdout, "streamed through the socket") {
